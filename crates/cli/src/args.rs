@@ -1,0 +1,160 @@
+//! The command line of CLI.md. Every flag also reads its environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use patd_core::expiry::AdminExpiry;
+use patd_server::admin::TokenOptions;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "patd",
+    version,
+    about = "A personal-access-token service speaking SailPoint's PAT API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage identities (works on the database directly).
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+    /// Manage personal access tokens (works on the database directly).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArg {
+    /// `sqlite://PATH` (created if missing).
+    #[arg(
+        long = "database",
+        env = "PATD_DATABASE_URL",
+        default_value = "sqlite://patd.db"
+    )]
+    pub database: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "PATD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+    /// The server's public URL, the JWT `iss` (default `http://<listen>`).
+    #[arg(long, env = "PATD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `N/SECONDS` per client_id and API version, or `off`.
+    #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = parse_rate_limit)]
+    pub rate_limit: RateLimit,
+    #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
+    pub max_tokens_per_owner: u32,
+    /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
+    #[arg(long, env = "PATD_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// `--rate-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    Off,
+    PerWindow { requests: u32, seconds: u32 },
+}
+
+fn parse_rate_limit(raw: &str) -> Result<RateLimit, String> {
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(RateLimit::Off);
+    }
+    let (requests, seconds) = raw
+        .split_once('/')
+        .ok_or_else(|| format!("'{raw}' is not N/SECONDS or off"))?;
+    let requests: u32 = requests
+        .parse()
+        .map_err(|_| format!("'{requests}' is not a number of requests"))?;
+    let seconds: u32 = seconds
+        .parse()
+        .map_err(|_| format!("'{seconds}' is not a number of seconds"))?;
+    if requests == 0 || seconds == 0 {
+        return Err("both numbers of --rate-limit must be positive".to_owned());
+    }
+    Ok(RateLimit::PerWindow { requests, seconds })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Create an identity and print it as JSON.
+    Create(IdentityCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityCreate {
+    #[arg(long)]
+    pub name: String,
+    /// USER or ORG_ADMIN.
+    #[arg(long, default_value = "USER")]
+    pub level: String,
+    /// An extra right, `idn:` or `sp:` form; repeatable.
+    #[arg(long = "right")]
+    pub rights: Vec<String>,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a PAT and print it, with its secret, as JSON.
+    Create(TokenCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreate {
+    /// The owner's identity id or name.
+    #[arg(long)]
+    pub owner: String,
+    #[arg(long)]
+    pub name: String,
+    /// A scope entry; repeatable (default `sp:scopes:all`).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// accessTokenValiditySeconds, 15 to 43200 (default 43200).
+    #[arg(long)]
+    pub validity: Option<i64>,
+    /// An RFC 3339 date-time, or `never` (default: 6 calendar months from now).
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// A managed PAT: hidden from lists without the managed right, not counted in the limit.
+    #[arg(long)]
+    pub managed: bool,
+    #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
+    pub max_tokens_per_owner: u32,
+    #[command(flatten)]
+    pub database: DatabaseArg,
+}
+
+impl TokenCreate {
+    pub fn options(&self) -> anyhow::Result<TokenOptions> {
+        let expires = match self.expires.as_deref() {
+            None => AdminExpiry::Default,
+            Some("never") => AdminExpiry::Never,
+            Some(raw) => AdminExpiry::At(patd_proto::timestamp::parse(raw).map_err(|err| {
+                anyhow::anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never': {err}")
+            })?),
+        };
+        Ok(TokenOptions {
+            name: self.name.clone(),
+            scope: self.scopes.clone(),
+            validity_seconds: self.validity,
+            expires,
+            managed: self.managed,
+            limit: self.max_tokens_per_owner,
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! The `patd` binary: parses the command line (CLI.md) and wires the server and the
+//! administration commands together. Holds no rule of its own.
+
+/// The command line, parsed and checked, before anything live is built.
+mod args;
+
+use anyhow::Context;
+use args::{Command, IdentityCommand, ServeArgs, TokenCommand};
+use clap::Parser;
+use patd_server::{admin, AppState, ServerConfig};
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("patd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(serve_args) => serve(serve_args).await,
+        Command::Identity {
+            command: IdentityCommand::Create(create),
+        } => {
+            let store = patd_store::connect(&create.database.database).await?;
+            let view =
+                admin::create_identity(store.as_ref(), &create.name, &create.level, &create.rights)
+                    .await?;
+            println!("{}", serde_json::to_string(&view)?);
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create(create),
+        } => {
+            let store = patd_store::connect(&create.database.database).await?;
+            let owner = create.owner.clone();
+            let created = admin::create_token(store.as_ref(), &owner, create.options()?).await?;
+            println!("{}", serde_json::to_string(&created)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let signing_key_pem = match &serve_args.signing_key {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let store = patd_store::connect(&serve_args.database.database)
+        .await
+        .with_context(|| format!("opening {}", serve_args.database.database))?;
+    let listener = TcpListener::bind(&serve_args.listen)
+        .await
+        .with_context(|| format!("listening on {}", serve_args.listen))?;
+    let local_addr = listener.local_addr()?;
+    let public_url = serve_args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local_addr}"));
+    let config = ServerConfig {
+        public_url: public_url.trim_end_matches('/').to_owned(),
+        max_tokens_per_owner: serve_args.max_tokens_per_owner,
+    };
+    let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
+    if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
+    {
+        // Printed once, on stdout, so a script can capture it; it is never logged.
+        println!(
+            "bootstrap client_id={} client_secret={}",
+            created.id, created.secret
+        );
+    }
+    let router = patd_server::router(state);
+    tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
+    patd_server::serve(listener, router, shutdown_signal()).await?;
+    tracing::info!("patd stopped");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

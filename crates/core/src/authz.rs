@@ -1,0 +1,205 @@
+//! Who may do what to which PAT (CONTRACT §3). A PAT the caller may not see is `NotFound`,
+//! never `Forbidden`, so that ids do not leak.
+
+use crate::ids::IdentityId;
+use crate::pat::PatRecord;
+use crate::rights::{Right, Rights};
+use crate::Rule;
+
+/// The authenticated caller: whose access token it is and the rights fixed in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub identity_id: IdentityId,
+    pub rights: Rights,
+}
+
+/// Why an operation is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The caller holds none of the rights the operation accepts.
+    Forbidden,
+    /// The caller may not see the PAT.
+    NotFound,
+}
+
+/// The `owner-id` query parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerParam {
+    Me,
+    Id(IdentityId),
+    /// Absent: the whole tenant.
+    Everyone,
+}
+
+impl OwnerParam {
+    pub fn parse(raw: Option<&str>) -> Result<OwnerParam, Rule> {
+        match raw {
+            None => Ok(OwnerParam::Everyone),
+            Some("me") => Ok(OwnerParam::Me),
+            Some(other) => IdentityId::parse(other)
+                .map(OwnerParam::Id)
+                .ok_or(Rule::OwnerIdInvalid),
+        }
+    }
+}
+
+/// What a list may return: one owner's PATs or everyone's, with or without managed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListAccess {
+    pub owner: Option<IdentityId>,
+    pub include_managed: bool,
+}
+
+const READ_OWN: &[Right] = &[
+    Right::MyRead,
+    Right::MyManage,
+    Right::AllRead,
+    Right::AllManage,
+];
+const READ_ALL: &[Right] = &[Right::AllRead, Right::AllManage];
+const MANAGE_ANY: &[Right] = &[Right::MyManage, Right::AllManage];
+
+impl Caller {
+    pub fn may_list(&self, owner: OwnerParam) -> Result<ListAccess, Denied> {
+        let owner = match owner {
+            OwnerParam::Me => Some(self.identity_id.clone()),
+            OwnerParam::Id(id) => Some(id),
+            OwnerParam::Everyone => None,
+        };
+        let own = owner.as_ref() == Some(&self.identity_id);
+        let accepted = if own { READ_OWN } else { READ_ALL };
+        if !self.rights.any_of(accepted) {
+            return Err(Denied::Forbidden);
+        }
+        Ok(ListAccess {
+            owner,
+            include_managed: self.rights.contains(Right::ManagedRead),
+        })
+    }
+
+    /// Creating a PAT for oneself.
+    pub fn may_create(&self) -> Result<(), Denied> {
+        self.may_manage()
+    }
+
+    /// Holding any right that creates, patches or deletes PATs; checked before a PAT is looked
+    /// up, so that a caller without one gets 403 whatever the id.
+    pub fn may_manage(&self) -> Result<(), Denied> {
+        if self.rights.any_of(MANAGE_ANY) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+
+    /// Patching or deleting `pat`.
+    pub fn may_modify(&self, pat: &PatRecord) -> Result<(), Denied> {
+        self.may_manage()?;
+        if !self.may_see(pat) {
+            return Err(Denied::NotFound);
+        }
+        let own = pat.owner_id == self.identity_id;
+        // `all:manage` covers the caller's own PATs as well as everyone else's.
+        if own || self.rights.contains(Right::AllManage) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden)
+        }
+    }
+
+    fn may_see(&self, pat: &PatRecord) -> bool {
+        if pat.managed && !self.rights.contains(Right::ManagedRead) {
+            return false;
+        }
+        pat.owner_id == self.identity_id || self.rights.any_of(READ_ALL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expiry::Expiry;
+    use crate::name::PatName;
+    use crate::pat::Validity;
+    use crate::rights::Level;
+    use crate::scope::Scope;
+    use time::macros::datetime;
+
+    fn pat_of(owner: &IdentityId, managed: bool) -> PatRecord {
+        PatRecord {
+            id: crate::ids::PatId::generate(&mut rand::rng()),
+            owner_id: owner.clone(),
+            name: PatName::parse("x").unwrap(),
+            scope: Scope::all(),
+            validity: Validity::parse(None).unwrap(),
+            expiry: Expiry::Never,
+            never_expires_acknowledged: true,
+            managed,
+            created: datetime!(2026-01-01 00:00 UTC),
+            last_used: None,
+        }
+    }
+
+    #[test]
+    fn modify_matrix() {
+        let me = IdentityId::generate(&mut rand::rng());
+        let other = IdentityId::generate(&mut rand::rng());
+        let caller = |rights: Rights| Caller {
+            identity_id: me.clone(),
+            rights,
+        };
+        let read_only: Rights = [Right::MyRead].into_iter().collect();
+        let all_read_my_manage: Rights = [Right::AllRead, Right::MyManage].into_iter().collect();
+        let cases = [
+            (Level::User.rights(), &me, false, Ok(())),
+            (Level::User.rights(), &other, false, Err(Denied::NotFound)),
+            (Level::User.rights(), &me, true, Err(Denied::NotFound)),
+            (Level::OrgAdmin.rights(), &other, false, Ok(())),
+            (Level::OrgAdmin.rights(), &other, true, Ok(())),
+            (read_only, &me, false, Err(Denied::Forbidden)),
+            (read_only, &other, false, Err(Denied::Forbidden)),
+            (all_read_my_manage, &other, false, Err(Denied::Forbidden)),
+            (Rights::NONE, &me, false, Err(Denied::Forbidden)),
+        ];
+        for (rights, owner, managed, want) in cases {
+            assert_eq!(
+                caller(rights).may_modify(&pat_of(owner, managed)),
+                want,
+                "{rights:?} {managed}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_matrix() {
+        let me = IdentityId::generate(&mut rand::rng());
+        let other = IdentityId::generate(&mut rand::rng());
+        let caller = |rights: Rights| Caller {
+            identity_id: me.clone(),
+            rights,
+        };
+        let user = caller(Level::User.rights());
+        assert_eq!(
+            user.may_list(OwnerParam::Me).map(|a| a.owner),
+            Ok(Some(me.clone()))
+        );
+        assert_eq!(
+            user.may_list(OwnerParam::Id(me.clone())).map(|a| a.owner),
+            Ok(Some(me.clone()))
+        );
+        assert_eq!(
+            user.may_list(OwnerParam::Id(other.clone())),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(user.may_list(OwnerParam::Everyone), Err(Denied::Forbidden));
+        let admin = caller(Level::OrgAdmin.rights());
+        assert_eq!(
+            admin.may_list(OwnerParam::Everyone),
+            Ok(ListAccess {
+                owner: None,
+                include_managed: true
+            })
+        );
+        assert_eq!(OwnerParam::parse(Some("bogus")), Err(Rule::OwnerIdInvalid));
+    }
+}

@@ -1,0 +1,65 @@
+//! The errors of the domain. Each names the rule that was broken; its `Display` is the sentence
+//! the API puts in `causes`.
+
+use thiserror::Error;
+
+/// A rule of the contract that an input broke.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rule {
+    #[error("name is required")]
+    NameRequired,
+    #[error("name must not be blank")]
+    NameEmpty,
+    #[error("name must be at most {max} characters")]
+    NameTooLong { max: usize },
+    #[error("name must not contain control characters")]
+    NameControlCharacter,
+    #[error("name '{0}' is already used by another personal access token of this owner")]
+    NameTaken(String),
+    #[error("identity name '{0}' is already taken")]
+    IdentityNameTaken(String),
+    #[error("scope must not be empty")]
+    ScopeEmpty,
+    #[error("scope must have at most {max} entries")]
+    ScopeTooMany { max: usize },
+    #[error("scope entry '{0}' must be 1 to 256 characters of A-Z a-z 0-9 : . _ * -")]
+    ScopeEntryInvalid(String),
+    #[error("scope must be an array of strings")]
+    ScopeNotStrings,
+    #[error("accessTokenValiditySeconds must be between {min} and {max}")]
+    ValidityOutOfRange { min: i64, max: i64 },
+    #[error("expirationDate must be in the future")]
+    ExpirationNotInFuture,
+    #[error("expirationDate must be at most 6 months after the creation date")]
+    ExpirationTooFar,
+    #[error("expirationDate must be an RFC 3339 date-time")]
+    ExpirationNotADate,
+    #[error("expirationDate may be null only when userAwareTokenNeverExpires is true")]
+    NeverExpiresNotAcknowledged,
+    #[error("userAwareTokenNeverExpires must be a boolean")]
+    NeverExpiresNotBoolean,
+    #[error("an owner may have at most {max} personal access tokens")]
+    TooManyTokens { max: u32 },
+    #[error("path '{0}' is not patchable")]
+    PathNotPatchable(String),
+    #[error("the patch could not be applied: {0}")]
+    PatchFailed(String),
+    #[error("{0}")]
+    PatchSyntax(String),
+    #[error("owner-id must be 'me' or an identity id")]
+    OwnerIdInvalid,
+    #[error("unknown right '{0}'")]
+    UnknownRight(String),
+    #[error("unknown user level '{0}'")]
+    UnknownLevel(String),
+    #[error("no identity '{0}'")]
+    UnknownIdentity(String),
+}
+
+impl Rule {
+    /// Whether the input could not be read at all (`400.0`), as opposed to read and found to
+    /// break a rule (`400.1`).
+    pub fn is_syntax(&self) -> bool {
+        matches!(self, Rule::PatchSyntax(_))
+    }
+}

@@ -1,0 +1,143 @@
+//! Whether a presented PAT secret may mint an access token, and what the token may do.
+//! Every refusal looks the same from outside.
+
+use crate::identity::Identity;
+use crate::ids::{IdentityId, PatId};
+use crate::pat::PatRecord;
+use crate::rights::{Level, Rights};
+use crate::scope::Scope;
+use crate::secret::{Secret, SecretDigest};
+use time::{Duration, OffsetDateTime};
+
+/// How often `lastUsed` is written: at most once per this span per PAT.
+pub const LAST_USED_INTERVAL: Duration = Duration::hours(24);
+
+/// What the store returns for an exchange: the PAT, its digest and its owner.
+#[derive(Debug, Clone)]
+pub struct ExchangeRecord {
+    pub pat: PatRecord,
+    pub digest: SecretDigest,
+    pub owner: Identity,
+}
+
+/// Permission to mint an access token, with everything its claims need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub pat_id: PatId,
+    pub owner_id: IdentityId,
+    pub owner_name: String,
+    pub levels: Vec<Level>,
+    pub scope: Scope,
+    pub rights: Rights,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Decides an exchange. `record` is `None` when the id is unknown; the digest comparison runs
+/// all the same so that an unknown id and a wrong secret take the same time.
+pub fn decide(
+    record: Option<&ExchangeRecord>,
+    secret: &Secret,
+    now: OffsetDateTime,
+) -> Option<Grant> {
+    let dummy = SecretDigest::dummy();
+    let digest = record.map_or(&dummy, |record| &record.digest);
+    let secret_matches = digest.matches(secret);
+    let record = record?;
+    if !secret_matches || record.pat.expiry.is_expired(now) {
+        return None;
+    }
+    let validity = Duration::seconds(i64::from(record.pat.validity.seconds()));
+    // The token never outlives the PAT it came from.
+    let mut expires_at = now + validity;
+    if let Some(pat_expiry) = record.pat.expiry.date() {
+        expires_at = expires_at.min(pat_expiry);
+    }
+    Some(Grant {
+        pat_id: record.pat.id.clone(),
+        owner_id: record.owner.id.clone(),
+        owner_name: record.owner.name.as_str().to_owned(),
+        levels: record.owner.levels.clone(),
+        scope: record.pat.scope.clone(),
+        rights: record.pat.scope.effective_rights(record.owner.rights()),
+        issued_at: now,
+        expires_at,
+    })
+}
+
+/// Whether an exchange at `now` must record `lastUsed`, given the stored value.
+pub fn last_used_due(previous: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    previous.is_none_or(|previous| now - previous >= LAST_USED_INTERVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expiry::Expiry;
+    use crate::name::{IdentityName, PatName};
+    use crate::pat::Validity;
+    use crate::rights::Right;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+    fn record(secret: &Secret, expiry: Expiry, scope: &[&str]) -> ExchangeRecord {
+        let mut rng = rand::rng();
+        let owner = Identity {
+            id: IdentityId::generate(&mut rng),
+            name: IdentityName::parse("alice").unwrap(),
+            levels: vec![Level::User],
+            extra_rights: Rights::NONE,
+        };
+        ExchangeRecord {
+            pat: PatRecord {
+                id: PatId::generate(&mut rng),
+                owner_id: owner.id.clone(),
+                name: PatName::parse("ci").unwrap(),
+                scope: Scope::parse(Some(scope.iter().map(|s| (*s).to_owned()).collect())).unwrap(),
+                validity: Validity::parse(Some(600)).unwrap(),
+                expiry,
+                never_expires_acknowledged: false,
+                managed: false,
+                created: NOW,
+                last_used: None,
+            },
+            digest: secret.digest(),
+            owner,
+        }
+    }
+
+    #[test]
+    fn exchange_decisions() {
+        let mut rng = rand::rng();
+        let secret = Secret::generate(&mut rng);
+        let other = Secret::generate(&mut rng);
+        let live = record(
+            &secret,
+            Expiry::At(datetime!(2026-06-01 00:00 UTC)),
+            &["sp:scopes:all"],
+        );
+        let grant = decide(Some(&live), &secret, NOW).unwrap();
+        assert_eq!(grant.rights, Level::User.rights());
+        assert_eq!(grant.expires_at, NOW + Duration::seconds(600));
+        assert!(decide(Some(&live), &other, NOW).is_none());
+        assert!(decide(None, &secret, NOW).is_none());
+        let expired = record(&secret, Expiry::At(NOW), &["sp:scopes:all"]);
+        assert!(decide(Some(&expired), &secret, NOW).is_none());
+        let soon = record(
+            &secret,
+            Expiry::At(NOW + Duration::seconds(60)),
+            &["sp:scopes:default"],
+        );
+        let grant = decide(Some(&soon), &secret, NOW).unwrap();
+        assert_eq!(grant.expires_at, NOW + Duration::seconds(60));
+        assert_eq!(grant.rights, [Right::MyRead].into_iter().collect());
+    }
+
+    #[test]
+    fn last_used_once_a_day() {
+        assert!(last_used_due(None, NOW));
+        assert!(!last_used_due(Some(NOW - Duration::hours(23)), NOW));
+        assert!(last_used_due(Some(NOW - Duration::hours(24)), NOW));
+    }
+}

@@ -1,0 +1,41 @@
+//! patd's domain: every rule of the PAT contract (validation, expiry, rights, authorization and
+//! the token-exchange decision). Pure: no I/O, no clock and no OS randomness; `now` and the RNG
+//! come in as arguments, so every rule is testable with fixed inputs.
+
+/// Who may do what to which PAT.
+pub mod authz;
+/// The errors a rule can raise: what went wrong, never how to answer it.
+pub mod error;
+/// Whether a presented secret may mint an access token.
+pub mod exchange;
+/// When a PAT expires: the two version families' rules and calendar arithmetic.
+pub mod expiry;
+/// Identities, their user levels and extra rights.
+pub mod identity;
+/// Identity and PAT ids: 32 lowercase hex characters.
+pub mod ids;
+/// PAT names and identity names.
+pub mod name;
+/// A PAT's stored shape and the plan for creating one.
+pub mod pat;
+/// RFC 6902 patches applied to a PAT's patchable document.
+pub mod patch;
+/// Rights and user levels.
+pub mod rights;
+/// A PAT's scope and the rights it names.
+pub mod scope;
+/// PAT secrets: generation, the scannable format, digests and constant-time comparison.
+pub mod secret;
+
+pub use error::Rule;
+
+use time::OffsetDateTime;
+
+/// Truncates a timestamp to whole milliseconds, the precision the contract shows and the store
+/// keeps, so that a value compares the same before and after a round trip.
+pub fn to_millis(value: OffsetDateTime) -> OffsetDateTime {
+    let nanos = value.nanosecond();
+    value
+        .replace_nanosecond(nanos - nanos % 1_000_000)
+        .unwrap_or(value)
+}

@@ -1,0 +1,368 @@
+//! RFC 6902 patches on a PAT. The operations run, all or nothing, on the PAT's patchable
+//! document (the fields its family lets a client change), and the result must pass the same
+//! rules as a create.
+
+use crate::expiry::{Expiry, Family};
+use crate::name::PatName;
+use crate::pat::PatRecord;
+use crate::scope::Scope;
+use crate::{to_millis, Rule};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const NAME: &str = "name";
+const SCOPE: &str = "scope";
+const EXPIRATION_DATE: &str = "expirationDate";
+const NEVER_EXPIRES: &str = "userAwareTokenNeverExpires";
+
+impl Family {
+    /// The top-level members a patch may touch in this family.
+    pub fn patchable_paths(self) -> &'static [&'static str] {
+        match self {
+            Family::Classic => &[NAME, SCOPE],
+            Family::NeverExpiresAware => &[NAME, SCOPE, EXPIRATION_DATE, NEVER_EXPIRES],
+        }
+    }
+}
+
+/// Applies `operations` (the request body) to `current` and returns the PAT as it would be
+/// stored. Nothing is changed on error.
+pub fn apply_patch(
+    current: &PatRecord,
+    family: Family,
+    operations: &Value,
+    now: OffsetDateTime,
+) -> Result<PatRecord, Rule> {
+    let patch: json_patch::Patch = serde_json::from_value(operations.clone())
+        .map_err(|err| Rule::PatchSyntax(format!("the body is not a JSON Patch: {err}")))?;
+    let touched = touched_members(operations, family)?;
+
+    let mut document = patchable_document(current, family);
+    json_patch::patch(&mut document, &patch).map_err(|err| Rule::PatchFailed(err.to_string()))?;
+
+    let mut updated = current.clone();
+    updated.name = match document.get(NAME) {
+        Some(Value::String(raw)) => PatName::parse(raw)?,
+        Some(Value::Null) | None => return Err(Rule::NameRequired),
+        Some(_) => return Err(Rule::NameEmpty),
+    };
+    updated.scope = match document.get(SCOPE) {
+        None | Some(Value::Null) => Scope::all(),
+        Some(Value::Array(items)) => Scope::parse(Some(
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_owned)
+                        .ok_or(Rule::ScopeNotStrings)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ))?,
+        Some(_) => return Err(Rule::ScopeNotStrings),
+    };
+    if family == Family::NeverExpiresAware {
+        let acknowledged = match document.get(NEVER_EXPIRES) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => *flag,
+            Some(_) => return Err(Rule::NeverExpiresNotBoolean),
+        };
+        let expiry = match document.get(EXPIRATION_DATE) {
+            None | Some(Value::Null) => Expiry::Never,
+            Some(Value::String(raw)) => OffsetDateTime::parse(raw, &Rfc3339)
+                .map(|at| Expiry::At(to_millis(at)))
+                .map_err(|_| Rule::ExpirationNotADate)?,
+            Some(_) => return Err(Rule::ExpirationNotADate),
+        };
+        match expiry {
+            Expiry::Never if !acknowledged => return Err(Rule::NeverExpiresNotAcknowledged),
+            // Clearing a date is the risky change, so the acknowledgement must come with it.
+            Expiry::Never
+                if current.expiry != Expiry::Never && !touched.contains(&NEVER_EXPIRES) =>
+            {
+                return Err(Rule::NeverExpiresNotAcknowledged)
+            }
+            Expiry::At(at) if expiry != current.expiry && at <= to_millis(now) => {
+                return Err(Rule::ExpirationNotInFuture)
+            }
+            _ => {}
+        }
+        updated.expiry = expiry;
+        updated.never_expires_acknowledged = acknowledged;
+    }
+    Ok(updated)
+}
+
+/// The document a patch runs against: only the family's patchable members.
+fn patchable_document(pat: &PatRecord, family: Family) -> Value {
+    let mut document = Map::new();
+    document.insert(NAME.to_owned(), Value::String(pat.name.as_str().to_owned()));
+    document.insert(
+        SCOPE.to_owned(),
+        Value::Array(
+            pat.scope
+                .entries()
+                .iter()
+                .cloned()
+                .map(Value::String)
+                .collect(),
+        ),
+    );
+    if family == Family::NeverExpiresAware {
+        let date = pat
+            .expiry
+            .date()
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .map_or(Value::Null, Value::String);
+        document.insert(EXPIRATION_DATE.to_owned(), date);
+        document.insert(
+            NEVER_EXPIRES.to_owned(),
+            Value::Bool(pat.never_expires_acknowledged),
+        );
+    }
+    Value::Object(document)
+}
+
+/// Checks every `path` and `from` against the family's patchable members and returns the
+/// members touched.
+fn touched_members(operations: &Value, family: Family) -> Result<Vec<&'static str>, Rule> {
+    let allowed = family.patchable_paths();
+    let mut touched = Vec::new();
+    for operation in operations.as_array().into_iter().flatten() {
+        for key in ["path", "from"] {
+            let Some(pointer) = operation.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let first = pointer
+                .strip_prefix('/')
+                .map(|rest| rest.split('/').next().unwrap_or(rest));
+            match first.and_then(|member| allowed.iter().find(|name| **name == member)) {
+                Some(member) => touched.push(*member),
+                None => return Err(Rule::PathNotPatchable(pointer.to_owned())),
+            }
+        }
+    }
+    Ok(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{IdentityId, PatId};
+    use crate::pat::Validity;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+    fn pat(expiry: Expiry, acknowledged: bool) -> PatRecord {
+        let mut rng = rand::rng();
+        PatRecord {
+            id: PatId::generate(&mut rng),
+            owner_id: IdentityId::generate(&mut rng),
+            name: PatName::parse("ci").unwrap(),
+            scope: Scope::all(),
+            validity: Validity::parse(None).unwrap(),
+            expiry,
+            never_expires_acknowledged: acknowledged,
+            managed: false,
+            created: NOW,
+            last_used: None,
+        }
+    }
+
+    fn check(
+        family: Family,
+        start: &PatRecord,
+        ops: Value,
+        want: Result<(&str, Vec<&str>, Expiry, bool), Rule>,
+    ) {
+        let got = apply_patch(start, family, &ops, NOW).map(|p| {
+            (
+                p.name.as_str().to_owned(),
+                p.scope.entries().to_vec(),
+                p.expiry,
+                p.never_expires_acknowledged,
+            )
+        });
+        let want = want.map(|(n, s, e, a)| {
+            (
+                n.to_owned(),
+                s.into_iter().map(str::to_owned).collect(),
+                e,
+                a,
+            )
+        });
+        assert_eq!(got, want, "{ops}");
+    }
+
+    #[test]
+    fn classic_patches() {
+        use Family::Classic;
+        let dated = Expiry::At(datetime!(2026-06-01 00:00 UTC));
+        let start = pat(dated, false);
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/name", "value": "new"}]),
+            Ok(("new", vec!["sp:scopes:all"], dated, false)),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "add", "path": "/scope/-", "value": "demo:x"}]),
+            Ok(("ci", vec!["sp:scopes:all", "demo:x"], dated, false)),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/scope", "value": ["sp:scopes:default"]}, {"op": "test", "path": "/name", "value": "ci"}]),
+            Ok(("ci", vec!["sp:scopes:default"], dated, false)),
+        );
+        patch_failed(
+            &start,
+            Classic,
+            json!([{"op": "replace", "path": "/name", "value": "a"}, {"op": "test", "path": "/name", "value": "b"}]),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": null}]),
+            Err(Rule::PathNotPatchable("/expirationDate".into())),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/id", "value": "x"}]),
+            Err(Rule::PathNotPatchable("/id".into())),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "copy", "from": "/owner", "path": "/name"}]),
+            Err(Rule::PathNotPatchable("/owner".into())),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "", "value": {}}]),
+            Err(Rule::PathNotPatchable(String::new())),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/scope", "value": []}]),
+            Err(Rule::ScopeEmpty),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/scope", "value": [1]}]),
+            Err(Rule::ScopeNotStrings),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "remove", "path": "/name"}]),
+            Err(Rule::NameRequired),
+        );
+        check(
+            Classic,
+            &start,
+            json!([{"op": "replace", "path": "/name", "value": "  "}]),
+            Err(Rule::NameEmpty),
+        );
+        patch_failed(&start, Classic, json!({"op": "replace"}));
+        patch_failed(
+            &start,
+            Classic,
+            json!([{"op": "frobnicate", "path": "/name"}]),
+        );
+    }
+
+    fn patch_failed(start: &PatRecord, family: Family, ops: Value) -> Rule {
+        let err = apply_patch(start, family, &ops, NOW).unwrap_err();
+        assert!(
+            matches!(err, Rule::PatchFailed(_) | Rule::PatchSyntax(_)),
+            "{err:?}"
+        );
+        err
+    }
+
+    #[test]
+    fn never_expires_aware_patches() {
+        use Family::NeverExpiresAware as Aware;
+        let dated = Expiry::At(datetime!(2026-06-01 00:00 UTC));
+        let start = pat(dated, false);
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": "2030-01-01T00:00:00.000Z"}]),
+            Ok((
+                "ci",
+                vec!["sp:scopes:all"],
+                Expiry::At(datetime!(2030-01-01 00:00 UTC)),
+                false,
+            )),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": "2020-01-01T00:00:00.000Z"}]),
+            Err(Rule::ExpirationNotInFuture),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": "soon"}]),
+            Err(Rule::ExpirationNotADate),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": null}]),
+            Err(Rule::NeverExpiresNotAcknowledged),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "remove", "path": "/expirationDate"}, {"op": "replace", "path": "/userAwareTokenNeverExpires", "value": true}]),
+            Ok(("ci", vec!["sp:scopes:all"], Expiry::Never, true)),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/userAwareTokenNeverExpires", "value": "yes"}]),
+            Err(Rule::NeverExpiresNotBoolean),
+        );
+        // Already acknowledged, the date cleared without saying so again: refused.
+        let acknowledged = pat(dated, true);
+        check(
+            Aware,
+            &acknowledged,
+            json!([{"op": "replace", "path": "/expirationDate", "value": null}]),
+            Err(Rule::NeverExpiresNotAcknowledged),
+        );
+        // A never-expiring PAT can be renamed without repeating the acknowledgement.
+        let forever = pat(Expiry::Never, true);
+        check(
+            Aware,
+            &forever,
+            json!([{"op": "replace", "path": "/name", "value": "x"}]),
+            Ok(("x", vec!["sp:scopes:all"], Expiry::Never, true)),
+        );
+        // An expired PAT can still be renamed: its unchanged date is not re-checked.
+        let expired = pat(Expiry::At(datetime!(2025-01-01 00:00 UTC)), false);
+        check(
+            Aware,
+            &expired,
+            json!([{"op": "replace", "path": "/name", "value": "x"}]),
+            Ok((
+                "x",
+                vec!["sp:scopes:all"],
+                Expiry::At(datetime!(2025-01-01 00:00 UTC)),
+                false,
+            )),
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The JSON shapes of patd's wire contract (CONTRACT.md), and their serde: nothing else.
+//!
+//! This crate is an API boundary: the server and the Rust client both depend on it, so a field
+//! renamed here is a change to the wire. It knows no HTTP framework, no database and no rule.
+
+/// RFC 3339 timestamps with millisecond precision and a `Z` suffix.
+pub mod timestamp;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The owner of a PAT as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatOwner {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// Body of `POST …/personal-access-tokens`. Every field is optional here so that the domain,
+/// not serde, decides what a missing value means.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePersonalAccessTokenRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+    #[serde(default)]
+    pub access_token_validity_seconds: Option<i64>,
+    #[serde(default, with = "timestamp::option")]
+    pub expiration_date: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub user_aware_token_never_expires: Option<bool>,
+}
+
+/// Answer to a create: the only place the secret is ever shown.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePersonalAccessTokenResponse {
+    pub id: String,
+    pub secret: String,
+    pub scope: Vec<String>,
+    pub name: String,
+    pub owner: PatOwner,
+    #[serde(with = "timestamp")]
+    pub created: OffsetDateTime,
+    pub access_token_validity_seconds: i64,
+    #[serde(with = "timestamp::option")]
+    pub expiration_date: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for CreatePersonalAccessTokenResponse {
+    // The secret must never reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatePersonalAccessTokenResponse")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One PAT in a list, or the answer to a patch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPersonalAccessTokenResponse {
+    pub id: String,
+    pub name: String,
+    pub scope: Vec<String>,
+    pub owner: PatOwner,
+    #[serde(with = "timestamp")]
+    pub created: OffsetDateTime,
+    #[serde(with = "timestamp::option")]
+    pub last_used: Option<OffsetDateTime>,
+    pub managed: bool,
+    pub access_token_validity_seconds: i64,
+    #[serde(with = "timestamp::option")]
+    pub expiration_date: Option<OffsetDateTime>,
+    /// Present only in the never-expires-aware family (`/v2025`, `/personal-access-tokens/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_aware_token_never_expires: Option<bool>,
+}
+
+/// One localized message inside an [`ErrorResponseDto`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorMessageDto {
+    pub locale: String,
+    pub locale_origin: String,
+    pub text: String,
+}
+
+impl ErrorMessageDto {
+    pub fn en(text: impl Into<String>) -> Self {
+        ErrorMessageDto {
+            locale: "en-US".to_owned(),
+            locale_origin: "DEFAULT".to_owned(),
+            text: text.into(),
+        }
+    }
+}
+
+/// The body of every 400, 403, 404, 405 and 500.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponseDto {
+    pub detail_code: String,
+    pub tracking_id: String,
+    pub messages: Vec<ErrorMessageDto>,
+    pub causes: Vec<ErrorMessageDto>,
+}
+
+/// The body of a 401 on the API: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnauthorizedBody {
+    pub error: String,
+}
+
+/// The body of a failed token exchange (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthErrorBody {
+    pub error: String,
+    pub error_description: String,
+}
+
+/// The credentials of a token exchange, wherever they came from.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The answer to a successful token exchange (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub scope: String,
+    pub tenant_id: String,
+    pub pod: String,
+    pub org: String,
+    pub identity_id: String,
+    pub user_name: String,
+    pub internal: bool,
+    pub strong_auth: bool,
+    pub strong_auth_supported: bool,
+    pub enabled: bool,
+    pub jti: String,
+}
+
+/// The claims of an access token patd mints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub identity_id: String,
+    pub user_name: String,
+    pub tenant_id: String,
+    pub org: String,
+    pub pod: String,
+    pub internal: bool,
+    pub strong_auth: bool,
+    pub authorities: Vec<String>,
+    pub scope: Vec<String>,
+    pub rights: Vec<String>,
+}
+
+/// `GET /oauth/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthInfo {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub token_endpoint: String,
+    pub pod: String,
+    pub org: String,
+    pub issuer: String,
+    pub jwks_uri: String,
+}
+
+/// What `patd identity create` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityView {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub levels: Vec<String>,
+    pub rights: Vec<String>,
+}

@@ -1,0 +1,116 @@
+//! What the `patd` command does to the database directly, server running or not: create
+//! identities and tokens, and seed an empty database with its bootstrap credential.
+
+use crate::convert;
+use crate::service::{self, ServiceError};
+use patd_core::expiry::{AdminExpiry, ExpiryRequest};
+use patd_core::identity::Identity;
+use patd_core::ids::IdentityId;
+use patd_core::name::IdentityName;
+use patd_core::pat::CreateInput;
+use patd_core::rights::{Level, Right, Rights};
+use patd_core::Rule;
+use patd_proto::{CreatePersonalAccessTokenResponse, IdentityView};
+use patd_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+/// The identity an empty database gets, and the name of its first PAT.
+pub const BOOTSTRAP_IDENTITY: &str = "admin";
+pub const BOOTSTRAP_TOKEN: &str = "bootstrap";
+
+/// `patd identity create`.
+pub async fn create_identity(
+    store: &dyn Store,
+    name: &str,
+    level: &str,
+    rights: &[String],
+) -> Result<IdentityView, ServiceError> {
+    let identity = Identity {
+        id: IdentityId::generate(&mut rand::rng()),
+        name: IdentityName::parse(name)?,
+        levels: vec![Level::parse(level)?],
+        extra_rights: rights
+            .iter()
+            .map(|right| Right::parse_known(right))
+            .collect::<Result<Rights, Rule>>()?,
+    };
+    match store.insert_identity(&identity).await {
+        Err(StoreError::IdentityNameTaken) => {
+            return Err(Rule::IdentityNameTaken(identity.name.as_str().to_owned()).into())
+        }
+        other => other.map_err(ServiceError::from)?,
+    }
+    Ok(convert::identity_view(&identity))
+}
+
+/// The options of `patd token create`.
+#[derive(Debug, Clone)]
+pub struct TokenOptions {
+    pub name: String,
+    pub scope: Vec<String>,
+    pub validity_seconds: Option<i64>,
+    pub expires: AdminExpiry,
+    pub managed: bool,
+    pub limit: u32,
+}
+
+/// `patd token create`: `owner` is an identity id or name.
+pub async fn create_token(
+    store: &dyn Store,
+    owner: &str,
+    options: TokenOptions,
+) -> Result<CreatePersonalAccessTokenResponse, ServiceError> {
+    let by_id = match IdentityId::parse(owner) {
+        Some(id) => store.identity(&id).await?,
+        None => None,
+    };
+    let identity = match by_id {
+        Some(identity) => identity,
+        None => store
+            .identity_by_name(owner)
+            .await?
+            .ok_or_else(|| Rule::UnknownIdentity(owner.to_owned()))?,
+    };
+    let input = CreateInput {
+        name: Some(options.name),
+        scope: (!options.scope.is_empty()).then_some(options.scope),
+        validity_seconds: options.validity_seconds,
+        expiry: ExpiryRequest::Admin(options.expires),
+        managed: options.managed,
+    };
+    service::create_pat(
+        store,
+        &identity,
+        input,
+        Some(options.limit),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+}
+
+/// On a database with no identity, creates `admin` (ORG_ADMIN) and its `bootstrap` PAT, and
+/// returns the PAT with its secret; otherwise returns `None`.
+pub async fn bootstrap(
+    store: &dyn Store,
+    limit: u32,
+) -> Result<Option<CreatePersonalAccessTokenResponse>, ServiceError> {
+    if !store.has_no_identities().await? {
+        return Ok(None);
+    }
+    match create_identity(store, BOOTSTRAP_IDENTITY, Level::OrgAdmin.as_str(), &[]).await {
+        // Another process bootstrapped the same database first.
+        Err(ServiceError::Rule(Rule::IdentityNameTaken(_))) => return Ok(None),
+        other => other?,
+    };
+    let options = TokenOptions {
+        name: BOOTSTRAP_TOKEN.to_owned(),
+        scope: Vec::new(),
+        validity_seconds: None,
+        expires: AdminExpiry::Default,
+        managed: false,
+        limit,
+    };
+    create_token(store, BOOTSTRAP_IDENTITY, options)
+        .await
+        .map(Some)
+}

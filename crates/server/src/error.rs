@@ -1,0 +1,185 @@
+//! `ApiError`, the server's one error type, and the only place that knows status codes and the
+//! contract's error bodies (CONTRACT §4, §5).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use patd_core::Rule;
+use patd_proto::{ErrorMessageDto, ErrorResponseDto, OAuthErrorBody, UnauthorizedBody};
+use patd_store::StoreError;
+
+tokio::task_local! {
+    /// The current request's tracking id, set by the tracking middleware.
+    pub(crate) static TRACKING_ID: String;
+}
+
+/// A fresh tracking id: 32 lowercase hex characters.
+pub(crate) fn new_tracking_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The current request's tracking id, or a fresh one outside a request.
+pub(crate) fn current_tracking_id() -> String {
+    TRACKING_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| new_tracking_id())
+}
+
+/// What went wrong while handling a request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// `400.0`: the request could not be read (bad JSON, wrong types, wrong content type).
+    Syntax(String),
+    /// `400.1`: the request was read and broke a rule.
+    Content(Rule),
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// 401 on the API, with the text after `error`.
+    Unauthorized(String),
+    /// 400 `invalid_request` on the token endpoint.
+    InvalidRequest(String),
+    /// 400 `unsupported_grant_type` on the token endpoint.
+    UnsupportedGrantType,
+    /// 401 `invalid_client`: the same answer for every bad credential.
+    InvalidClient,
+    /// 500 with a generic body; the detail is only logged.
+    Internal(anyhow::Error),
+}
+
+/// The detail of an error, carried in the response's extensions for the request log.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorDetail(pub String);
+
+impl From<Rule> for ApiError {
+    fn from(rule: Rule) -> ApiError {
+        if rule.is_syntax() {
+            ApiError::Syntax(rule.to_string())
+        } else {
+            ApiError::Content(rule)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::LimitReached { max } => ApiError::Content(Rule::TooManyTokens { max }),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> ApiError {
+        ApiError::Internal(err)
+    }
+}
+
+impl From<patd_core::authz::Denied> for ApiError {
+    fn from(denied: patd_core::authz::Denied) -> ApiError {
+        match denied {
+            patd_core::authz::Denied::Forbidden => ApiError::Forbidden,
+            patd_core::authz::Denied::NotFound => ApiError::NotFound,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = ErrorDetail(format!("{self:?}"));
+        let mut response = match self {
+            ApiError::Syntax(cause) => dto(
+                StatusCode::BAD_REQUEST,
+                "400.0 Bad Request Syntax",
+                "The request could not be parsed.",
+                Some(cause),
+            ),
+            ApiError::Content(rule) => dto(
+                StatusCode::BAD_REQUEST,
+                "400.1 Bad Request Content",
+                "The request was syntactically correct but its content is semantically invalid.",
+                Some(rule.to_string()),
+            ),
+            ApiError::Forbidden => dto(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden",
+                "The server understood the request but refuses to authorize it.",
+                None,
+            ),
+            ApiError::NotFound => dto(
+                StatusCode::NOT_FOUND,
+                "404 Not found",
+                "The server did not find a current representation for the target resource.",
+                None,
+            ),
+            ApiError::MethodNotAllowed => dto(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed",
+                "The method is not supported for the target resource.",
+                None,
+            ),
+            ApiError::Internal(_) => dto(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500.0 Internal Fault",
+                "An internal fault occurred.",
+                None,
+            ),
+            ApiError::Unauthorized(error) => {
+                let mut response =
+                    (StatusCode::UNAUTHORIZED, Json(UnauthorizedBody { error })).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            ApiError::InvalidRequest(description) => {
+                oauth(StatusCode::BAD_REQUEST, "invalid_request", description)
+            }
+            ApiError::UnsupportedGrantType => oauth(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Only client_credentials is supported".to_owned(),
+            ),
+            ApiError::InvalidClient => oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Bad client credentials".to_owned(),
+            ),
+        };
+        response.extensions_mut().insert(detail);
+        response
+    }
+}
+
+fn dto(status: StatusCode, detail_code: &str, message: &str, cause: Option<String>) -> Response {
+    let body = ErrorResponseDto {
+        detail_code: detail_code.to_owned(),
+        tracking_id: current_tracking_id(),
+        messages: vec![ErrorMessageDto::en(message)],
+        causes: cause.into_iter().map(ErrorMessageDto::en).collect(),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn oauth(status: StatusCode, error: &str, description: String) -> Response {
+    let body = OAuthErrorBody {
+        error: error.to_owned(),
+        error_description: description,
+    };
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(err: crate::service::ServiceError) -> ApiError {
+        match err {
+            crate::service::ServiceError::Rule(rule) => rule.into(),
+            crate::service::ServiceError::Store(store) => store.into(),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Extractors with the contract's rejections: the bearer caller, JSON and JSON Patch bodies,
+//! query strings and path ids. axum's own rejections (plain text, 415, 422) never reach a client.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use patd_core::authz::Caller;
+use patd_core::ids::IdentityId;
+use patd_core::rights::Rights;
+use serde::de::DeserializeOwned;
+
+/// The authenticated caller, from a verified bearer JWT. Its rights are the ones fixed in the
+/// token when it was minted.
+pub(crate) struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| ApiError::Unauthorized("JWT is required".to_owned()))?;
+        let claims = state
+            .keys
+            .verify(token, &state.config.public_url)
+            .map_err(|rejection| {
+                ApiError::Unauthorized(format!("JWT validation failed: {}", rejection.reason()))
+            })?;
+        let identity_id = IdentityId::parse(&claims.identity_id).ok_or_else(|| {
+            ApiError::Unauthorized("JWT validation failed: identity_id is invalid".to_owned())
+        })?;
+        let rights = Rights::from_names(claims.rights.iter().map(String::as_str));
+        Ok(Authenticated(Caller {
+            identity_id,
+            rights,
+        }))
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A JSON body of type `T`, sent as `application/json`.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        require_content_type(request.headers(), &["application/json"])?;
+        let bytes = read_body(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON Patch body: `application/json-patch+json`, or `application/json` **[patd]**.
+pub(crate) struct PatchBody(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for PatchBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        require_content_type(
+            request.headers(),
+            &["application/json-patch+json", "application/json"],
+        )?;
+        let bytes = read_body(request, state).await?;
+        parse_json(&bytes).map(PatchBody)
+    }
+}
+
+/// The query string as `T`.
+pub(crate) struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|err| ApiError::Syntax(format!("invalid query string: {err}")))
+    }
+}
+
+/// The `{id}` path segment.
+pub(crate) struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| PathId(id))
+            .map_err(|err| ApiError::Syntax(format!("invalid path: {err}")))
+    }
+}
+
+/// The media type of a request, lowercased and without parameters.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    Some(essence.to_ascii_lowercase())
+}
+
+fn require_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(found) if accepted.contains(&found.as_str()) => Ok(()),
+        Some(found) => Err(ApiError::Syntax(format!(
+            "Content-Type '{found}' is not supported; send {}",
+            accepted.join(" or ")
+        ))),
+        None => Err(ApiError::Syntax(format!(
+            "Content-Type is required; send {}",
+            accepted.join(" or ")
+        ))),
+    }
+}
+
+pub(crate) async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|err| ApiError::Syntax(format!("the body could not be read: {err}")))
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
+}

@@ -1,0 +1,217 @@
+//! Ed25519 signing keys: generated on first start and kept in the database, or loaded from a
+//! PEM file; JWTs minted with the active key and verified against every known key by `kid`.
+
+use anyhow::{anyhow, Context};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use patd_proto::AccessTokenClaims;
+use patd_store::{Store, StoredSigningKey};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+const PEM_TAG: &str = "PRIVATE KEY";
+
+/// One Ed25519 key pair.
+pub struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    /// The public key, base64url: the JWK's `x`.
+    public_x: String,
+    pkcs8_der: Vec<u8>,
+}
+
+impl SigningKey {
+    /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey -algorithm
+    /// ed25519` writes it.
+    pub fn from_pem(pem_text: &str) -> anyhow::Result<SigningKey> {
+        let parsed = pem::parse(pem_text).context("the signing key is not PEM")?;
+        if parsed.tag() != PEM_TAG {
+            return Err(anyhow!(
+                "the signing key PEM is '{}', expected '{PEM_TAG}' (PKCS#8 Ed25519)",
+                parsed.tag()
+            ));
+        }
+        SigningKey::from_pkcs8(parsed.contents().to_vec())
+    }
+
+    fn from_pkcs8(pkcs8_der: Vec<u8>) -> anyhow::Result<SigningKey> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8_der)
+            .map_err(|err| anyhow!("the signing key is not a PKCS#8 Ed25519 key: {err}"))?;
+        let public_x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        Ok(SigningKey {
+            kid: thumbprint(&public_x),
+            encoding: EncodingKey::from_ed_der(&pkcs8_der),
+            public_x,
+            pkcs8_der,
+        })
+    }
+
+    /// A new key from the OS CSPRNG.
+    pub fn generate() -> anyhow::Result<SigningKey> {
+        let document = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|err| anyhow!("could not generate a signing key: {err}"))?;
+        SigningKey::from_pkcs8(document.as_ref().to_vec())
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn to_pem(&self) -> String {
+        pem::encode(&pem::Pem::new(PEM_TAG, self.pkcs8_der.clone()))
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "x": self.public_x, "kid": self.kid,
+               "alg": "EdDSA", "use": "sig"})
+    }
+}
+
+/// RFC 7638 JWK thumbprint of an Ed25519 public key: a `kid` that names the key itself.
+fn thumbprint(public_x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{public_x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The active signing key and every key a token may be verified with.
+pub struct KeyRing {
+    active: SigningKey,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: Value,
+}
+
+/// Why a bearer token was refused; the text follows `JWT validation failed: `.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtRejection {
+    Expired,
+    Malformed,
+    Algorithm,
+    UnknownKid,
+    Signature,
+    Issuer,
+}
+
+impl JwtRejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            JwtRejection::Expired => "JWT is expired",
+            JwtRejection::Malformed => "JWT is malformed",
+            JwtRejection::Algorithm => "JWT algorithm is not allowed",
+            JwtRejection::UnknownKid => "JWT key id is unknown",
+            JwtRejection::Signature => "JWT signature is invalid",
+            JwtRejection::Issuer => "JWT issuer is invalid",
+        }
+    }
+}
+
+impl KeyRing {
+    /// Uses the PEM key if one is given; otherwise the oldest key in the database, generating and
+    /// storing one on an empty database. Every stored key verifies tokens.
+    pub async fn load(store: &dyn Store, pem_text: Option<&str>) -> anyhow::Result<KeyRing> {
+        let mut stored = store.signing_keys().await?;
+        if stored.is_empty() && pem_text.is_none() {
+            let fresh = SigningKey::generate()?;
+            store
+                .insert_signing_key(&StoredSigningKey {
+                    kid: fresh.kid.clone(),
+                    private_pem: fresh.to_pem(),
+                    created: OffsetDateTime::now_utc(),
+                })
+                .await?;
+            // Read back: if another node stored a key at the same moment, all agree on the oldest.
+            stored = store.signing_keys().await?;
+        }
+        let mut keys = stored
+            .iter()
+            .map(|key| SigningKey::from_pem(&key.private_pem))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("a signing key in the database is unreadable")?;
+        let active = match pem_text {
+            Some(text) => SigningKey::from_pem(text)?,
+            None if !keys.is_empty() => keys.remove(0),
+            None => return Err(anyhow!("no signing key in the database")),
+        };
+        Ok(KeyRing::new(active, keys))
+    }
+
+    /// A ring from keys in hand: `active` signs, all verify.
+    pub fn new(active: SigningKey, others: Vec<SigningKey>) -> KeyRing {
+        let mut all: Vec<&SigningKey> = vec![&active];
+        all.extend(others.iter().filter(|key| key.kid != active.kid));
+        let jwks = json!({"keys": all.iter().map(|key| key.jwk()).collect::<Vec<_>>()});
+        let verifying = all
+            .iter()
+            .filter_map(|key| {
+                DecodingKey::from_ed_components(&key.public_x)
+                    .ok()
+                    .map(|decoding| (key.kid.clone(), decoding))
+            })
+            .collect();
+        KeyRing {
+            active,
+            verifying,
+            jwks,
+        }
+    }
+
+    pub fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    pub fn mint(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.active.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.active.encoding).context("signing a JWT")
+    }
+
+    /// Checks the header's algorithm and `kid`, the signature, `iss` and `exp`, in that order.
+    pub fn verify(&self, token: &str, issuer: &str) -> Result<AccessTokenClaims, JwtRejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
+        // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
+        if header.alg != Algorithm::EdDSA {
+            return Err(JwtRejection::Algorithm);
+        }
+        let kid = header.kid.ok_or(JwtRejection::UnknownKid)?;
+        let key = self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => JwtRejection::Expired,
+                ErrorKind::InvalidIssuer => JwtRejection::Issuer,
+                ErrorKind::InvalidSignature => JwtRejection::Signature,
+                ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
+                _ => JwtRejection::Malformed,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_round_trips_through_pem() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pem(&key.to_pem()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        assert!(SigningKey::from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+        )
+        .is_err());
+        assert!(SigningKey::from_pem("garbage").is_err());
+    }
+}

@@ -1,0 +1,42 @@
+//! patd's HTTP server: the axum router, extractors, the error contract and the signing keys.
+//! Talks to the domain (`patd-core`) for every rule and to storage only through `patd-store`'s
+//! `Store` trait; it holds no SQL and no business rule.
+
+/// Operations the `patd` command runs on the database directly: identities, tokens, bootstrap.
+pub mod admin;
+/// Domain and store values turned into wire types.
+mod convert;
+/// `ApiError`: the one place that knows status codes and error bodies.
+pub mod error;
+/// Extractors: the bearer caller, JSON bodies, query strings and paths with our rejections.
+mod extract;
+/// Ed25519 signing keys: loading, generating, minting and verifying JWTs, the JWK set.
+pub mod keys;
+/// Per-request tracking ids, `X-Request-Id` and the request log.
+mod middleware;
+/// The routes, one module per group.
+mod routes;
+/// Use cases shared by the routes and the administration commands.
+mod service;
+/// The state every handler sees.
+pub mod state;
+
+pub use routes::router;
+pub use state::{AppState, ServerConfig};
+
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// Serves `router` on `listener` until `shutdown` resolves; in-flight requests then finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,159 @@
+//! The token endpoint (CONTRACT §5) and the two discovery documents.
+
+use crate::convert;
+use crate::error::ApiError;
+use crate::extract::{media_type, read_body};
+use crate::state::AppState;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use patd_core::exchange::{decide, last_used_due, LAST_USED_INTERVAL};
+use patd_core::ids::PatId;
+use patd_core::secret::Secret;
+use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/token", post(token))
+        .route("/oauth/info", get(info))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let credentials = read_credentials(request).await?;
+    let grant_type = credentials
+        .grant_type
+        .ok_or_else(|| ApiError::InvalidRequest("grant_type is required".to_owned()))?;
+    if !grant_type.eq_ignore_ascii_case("client_credentials") {
+        return Err(ApiError::UnsupportedGrantType);
+    }
+    let (Some(client_id), Some(client_secret)) = (credentials.client_id, credentials.client_secret)
+    else {
+        return Err(ApiError::InvalidRequest(
+            "client_id and client_secret are required".to_owned(),
+        ));
+    };
+    // A malformed id or a secret with a bad checksum is refused without a lookup.
+    let (Some(pat_id), Ok(secret)) = (PatId::parse(&client_id), Secret::parse(&client_secret))
+    else {
+        return Err(ApiError::InvalidClient);
+    };
+    let now = OffsetDateTime::now_utc();
+    let record = state.store.pat_for_exchange(&pat_id).await?;
+    let grant = decide(record.as_ref(), &secret, now).ok_or(ApiError::InvalidClient)?;
+    if let Some(record) = &record {
+        if last_used_due(record.pat.last_used, now) {
+            // A failed bookkeeping write must not cost the client its token.
+            if let Err(err) = state
+                .store
+                .record_last_used(&pat_id, now, now - LAST_USED_INTERVAL)
+                .await
+            {
+                tracing::warn!(error = %err, "could not record lastUsed");
+            }
+        }
+    }
+    let jti = uuid::Uuid::new_v4().to_string();
+    let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, jti.clone());
+    let access_token = state.keys.mint(&claims)?;
+    let body = TokenResponse {
+        access_token,
+        token_type: "bearer".to_owned(),
+        expires_in: claims.exp - claims.iat,
+        scope: grant.scope.entries().join(" "),
+        tenant_id: state.tenant.id.clone(),
+        pod: state.tenant.pod.clone(),
+        org: state.tenant.org.clone(),
+        identity_id: claims.identity_id.clone(),
+        user_name: claims.user_name.clone(),
+        internal: false,
+        strong_auth: false,
+        strong_auth_supported: false,
+        enabled: true,
+        jti,
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// Gathers the parameters from HTTP Basic, the body (form or multipart) and the query string;
+/// the first place that has a value wins, in that order.
+async fn read_credentials(request: Request) -> Result<TokenRequest, ApiError> {
+    let basic = basic_credentials(&request);
+    let query: TokenRequest = serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
+        .map_err(|_| ApiError::InvalidRequest("the query string could not be parsed".to_owned()))?;
+    let body = match media_type(request.headers()).as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            let bytes = read_body(request, &()).await?;
+            serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+                ApiError::InvalidRequest("the form body could not be parsed".to_owned())
+            })?
+        }
+        Some("multipart/form-data") => read_multipart(request).await?,
+        _ => TokenRequest::default(),
+    };
+    let (basic_id, basic_secret) = basic.unzip();
+    Ok(TokenRequest {
+        grant_type: body.grant_type.or(query.grant_type),
+        client_id: basic_id.or(body.client_id).or(query.client_id),
+        client_secret: basic_secret.or(body.client_secret).or(query.client_secret),
+    })
+}
+
+async fn read_multipart(request: Request) -> Result<TokenRequest, ApiError> {
+    let bad = |_| ApiError::InvalidRequest("the multipart body could not be parsed".to_owned());
+    let mut multipart = Multipart::from_request(request, &()).await.map_err(|_| {
+        ApiError::InvalidRequest("the multipart body could not be parsed".to_owned())
+    })?;
+    let mut found = TokenRequest::default();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let value = field.text().await.map_err(bad)?;
+        match name.as_str() {
+            "grant_type" => found.grant_type = Some(value),
+            "client_id" => found.client_id = Some(value),
+            "client_secret" => found.client_secret = Some(value),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+fn basic_credentials(request: &Request) -> Option<(String, String)> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+async fn info(State(state): State<AppState>) -> Json<OAuthInfo> {
+    let base = state.config.public_url.trim_end_matches('/');
+    Json(OAuthInfo {
+        tenant_id: state.tenant.id.clone(),
+        tenant_name: state.tenant.name.clone(),
+        token_endpoint: format!("{base}/oauth/token"),
+        pod: state.tenant.pod.clone(),
+        org: state.tenant.org.clone(),
+        issuer: state.config.public_url.clone(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+    })
+}
+
+async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(state.keys.jwks().clone())
+}

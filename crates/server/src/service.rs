@@ -1,0 +1,49 @@
+//! Use cases that both the HTTP routes and the administration commands run.
+
+use crate::convert;
+use patd_core::identity::Identity;
+use patd_core::pat::{plan_create, CreateInput};
+use patd_core::Rule;
+use patd_proto::CreatePersonalAccessTokenResponse;
+use patd_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+/// A use case failed: a rule was broken, or the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Rule(#[from] Rule),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> ServiceError {
+        match err {
+            StoreError::LimitReached { max } => ServiceError::Rule(Rule::TooManyTokens { max }),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+/// Creates a PAT for `owner` and returns the one response that shows its secret.
+pub(crate) async fn create_pat(
+    store: &dyn Store,
+    owner: &Identity,
+    input: CreateInput,
+    limit: Option<u32>,
+    now: OffsetDateTime,
+) -> Result<CreatePersonalAccessTokenResponse, ServiceError> {
+    let (new_pat, secret) = plan_create(owner.id.clone(), input, now, &mut rand::rng())?;
+    match store.insert_pat(&new_pat, limit).await {
+        Err(StoreError::NameTaken) => {
+            Err(Rule::NameTaken(new_pat.record.name.as_str().to_owned()).into())
+        }
+        Err(other) => Err(other.into()),
+        Ok(()) => Ok(convert::create_response(
+            &new_pat,
+            &secret,
+            owner.name.as_str(),
+        )),
+    }
+}

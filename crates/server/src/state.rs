@@ -1,0 +1,59 @@
+//! The state shared by every handler: the store, the keys and the configuration.
+
+use crate::keys::KeyRing;
+use patd_store::{DynStore, Store};
+use std::sync::Arc;
+
+/// Settings that do not change while the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The server's public URL: the JWT `iss`, and the base of `tokenEndpoint`.
+    pub public_url: String,
+    /// How many non-managed PATs one owner may have.
+    pub max_tokens_per_owner: u32,
+}
+
+/// The tenant this server plays, as shown in tokens and `/oauth/info`.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub org: String,
+    pub pod: String,
+}
+
+/// Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub keys: Arc<KeyRing>,
+    pub config: Arc<ServerConfig>,
+    pub tenant: Arc<Tenant>,
+}
+
+const TENANT_ID_SETTING: &str = "tenant_id";
+
+impl AppState {
+    /// Loads (or on first start creates) the tenant id and the signing keys.
+    pub async fn prepare(
+        store: DynStore,
+        config: ServerConfig,
+        signing_key_pem: Option<&str>,
+    ) -> anyhow::Result<AppState> {
+        let tenant_id = store
+            .setting_or_insert(TENANT_ID_SETTING, &uuid::Uuid::new_v4().to_string())
+            .await?;
+        let keys = KeyRing::load(store.as_ref() as &dyn Store, signing_key_pem).await?;
+        Ok(AppState {
+            store,
+            keys: Arc::new(keys),
+            config: Arc::new(config),
+            tenant: Arc::new(Tenant {
+                id: tenant_id,
+                name: "patd".to_owned(),
+                org: "patd".to_owned(),
+                pod: "local".to_owned(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! patd's storage: the `Store` trait the server talks to, and its backends. Owns all SQL, the
+//! migrations and the mapping of database errors to `StoreError`; decides no rights.
+
+/// The SQLite backend.
+pub mod sqlite;
+
+use async_trait::async_trait;
+use patd_core::exchange::ExchangeRecord;
+use patd_core::identity::Identity;
+use patd_core::ids::{IdentityId, PatId};
+use patd_core::pat::{NewPat, PatRecord};
+use std::sync::Arc;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in the store. Conflicts are named; everything else is `Backend`.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the owner already has a PAT with this name")]
+    NameTaken,
+    #[error("an identity with this name exists")]
+    IdentityNameTaken,
+    #[error("the owner already has {max} PATs")]
+    LimitReached { max: u32 },
+    #[error("no such PAT")]
+    NotFound,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(#[from] sqlx::Error),
+    #[error("unsupported database URL '{0}': expected sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A PAT with its owner's display name, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedPat {
+    pub pat: PatRecord,
+    pub owner_name: String,
+}
+
+/// Which PATs a list returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatQuery {
+    /// `None`: every owner.
+    pub owner: Option<IdentityId>,
+    pub include_managed: bool,
+}
+
+/// A signing key as kept in the database: its id and its PKCS#8 PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub private_pem: String,
+    pub created: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the server needs from a database. Backends implement it in full.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError>;
+    async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
+    async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError>;
+    /// Whether no identity exists yet (the database is new).
+    async fn has_no_identities(&self) -> Result<bool, StoreError>;
+
+    /// Stores a new PAT. With `limit`, refuses with `LimitReached` when the owner already has
+    /// that many non-managed PATs; the check and the insert are one atomic step.
+    async fn insert_pat(&self, pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError>;
+    async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError>;
+    /// PATs in `created`, then `id`, order.
+    async fn list_pats(&self, query: &PatQuery) -> Result<Vec<OwnedPat>, StoreError>;
+    /// Writes the patchable fields (name, scope, expiry, acknowledgement) of `pat`.
+    async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError>;
+    /// Returns whether a PAT was deleted.
+    async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError>;
+
+    /// The PAT, its digest and its owner, for a token exchange.
+    async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// Sets `lastUsed` to `at` unless it is already later than `not_after`; returns whether it
+    /// wrote.
+    async fn record_last_used(
+        &self,
+        id: &PatId,
+        at: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    /// Returns the stored value of `key`, storing `value` first if there is none.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+}
+
+/// The store as the server holds it.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the backend named by a database URL and applies its migrations.
+pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
