@@ -47,7 +47,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// A JSON body of type `T`, sent as `application/json`.
+/// A JSON object body of type `T`, sent as `application/json`. Anything but an object is a
+/// syntax error: serde would otherwise read a JSON array into a struct field by field.
 pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -56,7 +57,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         require_content_type(request.headers(), &["application/json"])?;
         let bytes = read_body(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let value: serde_json::Value = parse_json(&bytes)?;
+        if !value.is_object() {
+            return Err(ApiError::Syntax(
+                "the body must be a JSON object".to_owned(),
+            ));
+        }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
     }
 }
 

@@ -1,0 +1,496 @@
+//! The `patd` binary itself, run as a process.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn patd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_patd"));
+    command
+        .env_remove("PATD_DATABASE_URL")
+        .env_remove("PATD_LISTEN")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// A `patd serve` process with its output collected.
+pub struct ServerProcess {
+    pub child: Child,
+    pub base: String,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    pub fn start(database: &str, extra: &[&str], log_level: &str) -> ServerProcess {
+        let mut child = patd()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(extra)
+            .env("RUST_LOG", log_level)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        for (pipe, sink) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                stdout.clone(),
+            ),
+            (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+        ] {
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut sink = sink.lock().unwrap();
+                    sink.push_str(&line);
+                    sink.push('\n');
+                }
+            });
+        }
+        let started = Instant::now();
+        let base = loop {
+            let text = stderr.lock().unwrap().clone();
+            if let Some(at) = text.find("patd listening on ") {
+                let rest = &text[at + "patd listening on ".len()..];
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the server did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        ServerProcess {
+            child,
+            base,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The `bootstrap client_id=… client_secret=…` line, if the server printed one.
+    pub fn bootstrap(&self) -> Option<(String, String)> {
+        let stdout = self.stdout.lock().unwrap().clone();
+        let line = stdout.lines().find(|line| line.starts_with("bootstrap "))?;
+        let id = line
+            .split("client_id=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .to_owned();
+        let secret = line.split("client_secret=").nth(1)?.trim().to_owned();
+        Some((id, secret))
+    }
+
+    /// SIGTERM, then waits; returns whether it exited successfully.
+    pub fn stop(mut self) -> (bool, String, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.success(), stdout, stderr)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("patd.db").display())
+}
+
+fn run_json(args: &[&str]) -> Value {
+    let output = patd().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn run_error(args: &[&str]) -> String {
+    let output = patd().args(args).output().unwrap();
+    assert!(!output.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one clear line: {stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    stderr
+}
+
+async fn exchange(base: &str, id: &str, secret: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let user = run_json(&["identity", "create", "--name", "alice", "--database", &db]);
+    assert_eq!(user["name"], "alice");
+    assert_eq!(user["type"], "IDENTITY");
+    assert_eq!(user["levels"], serde_json::json!(["USER"]));
+    assert_eq!(
+        user["rights"],
+        serde_json::json!([
+            "idn:my-personal-access-tokens:read",
+            "idn:my-personal-access-tokens:manage"
+        ])
+    );
+    let auditor = run_json(&[
+        "identity",
+        "create",
+        "--name",
+        "audit",
+        "--right",
+        "sp:all-personal-access-tokens:read",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(auditor["rights"].as_array().unwrap().len(), 3);
+    let admin = run_json(&[
+        "identity",
+        "create",
+        "--name",
+        "root",
+        "--level",
+        "ORG_ADMIN",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(admin["rights"].as_array().unwrap().len(), 6);
+
+    assert!(
+        run_error(&["identity", "create", "--name", "alice", "--database", &db])
+            .contains("already taken")
+    );
+    assert!(run_error(&[
+        "identity",
+        "create",
+        "--name",
+        "x",
+        "--level",
+        "GOD",
+        "--database",
+        &db
+    ])
+    .contains("unknown user level"));
+    assert!(run_error(&[
+        "identity",
+        "create",
+        "--name",
+        "y",
+        "--right",
+        "idn:everything",
+        "--database",
+        &db
+    ])
+    .contains("unknown right"));
+
+    let token = run_json(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "ci",
+        "--scope",
+        "sp:scopes:default",
+        "--validity",
+        "600",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(token["owner"]["id"], user["id"]);
+    assert_eq!(token["scope"], serde_json::json!(["sp:scopes:default"]));
+    assert_eq!(token["accessTokenValiditySeconds"], 600);
+    assert!(token["secret"].as_str().unwrap().starts_with("patd_"));
+    assert!(token["expirationDate"].is_string());
+    let forever = run_json(&[
+        "token",
+        "create",
+        "--owner",
+        user["id"].as_str().unwrap(),
+        "--name",
+        "forever",
+        "--expires",
+        "never",
+        "--managed",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(forever["expirationDate"], Value::Null);
+    let dated = run_json(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "dated",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(dated["expirationDate"], "2099-01-01T00:00:00.000Z");
+
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "nobody",
+        "--name",
+        "x",
+        "--database",
+        &db
+    ])
+    .contains("no identity 'nobody'"));
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "ci",
+        "--database",
+        &db
+    ])
+    .contains("already used"));
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "v",
+        "--validity",
+        "5",
+        "--database",
+        &db
+    ])
+    .contains("between 15 and 43200"));
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "e",
+        "--expires",
+        "tomorrow",
+        "--database",
+        &db
+    ])
+    .contains("RFC 3339"));
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "e",
+        "--expires",
+        "2001-01-01T00:00:00Z",
+        "--database",
+        &db
+    ])
+    .contains("in the future"));
+
+    // The tokens work against a server on the same database.
+    let server = ServerProcess::start(&db, &[], "info");
+    assert!(
+        server.bootstrap().is_none(),
+        "a database with identities is not bootstrapped"
+    );
+    let response = exchange(
+        &server.base,
+        token["id"].as_str().unwrap(),
+        token["secret"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["expires_in"], 600);
+    let (ok, _, _) = server.stop();
+    assert!(ok, "SIGTERM stops the server cleanly");
+}
+
+#[tokio::test]
+async fn the_signing_key_is_kept_across_restarts_and_a_pem_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let first = ServerProcess::start(&db, &[], "info");
+    let (id, secret) = first
+        .bootstrap()
+        .expect("an empty database prints the bootstrap line");
+    let body: Value = exchange(&first.base, &id, &secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let first_jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", first.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    first.stop();
+
+    // Same database, new process, same public URL: the old token still verifies.
+    let public_url = "http://patd.test";
+    let second = ServerProcess::start(&db, &["--public-url", public_url], "info");
+    assert!(
+        second.bootstrap().is_none(),
+        "the bootstrap line is printed once"
+    );
+    let second_jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", second.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first_jwks, second_jwks);
+    let body: Value = exchange(&second.base, &id, &secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims = body["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], public_url);
+    let info: Value = reqwest::get(format!("{}/oauth/info", second.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["tokenEndpoint"], "http://patd.test/oauth/token");
+    // The first token's issuer was the first address, so here it is refused for its `iss`.
+    let response = reqwest::Client::new()
+        .get(format!("{}/v3/personal-access-tokens", second.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    second.stop();
+
+    // A PEM key file replaces the stored key for signing.
+    let pair =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pem_path = dir.path().join("key.pem");
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(pair.as_ref())
+    );
+    std::fs::write(&pem_path, pem).unwrap();
+    let third = ServerProcess::start(&db, &["--signing-key", pem_path.to_str().unwrap()], "info");
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", third.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: Value = exchange(&third.base, &id, &secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let header = body["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"], "the PEM key signs");
+    assert_ne!(header["kid"], first_jwks["keys"][0]["kid"]);
+    let response = reqwest::Client::new()
+        .get(format!("{}/v3/personal-access-tokens", third.base))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    third.stop();
+
+    // A bad key file is one clear error.
+    std::fs::write(&pem_path, "not a key").unwrap();
+    let output = patd()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--signing-key",
+            pem_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("signing key"));
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    let output = patd()
+        .args(["serve", "--rate-limit", "fast"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let output = patd()
+        .args([
+            "serve",
+            "--database",
+            "mysql://x",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL"));
+}

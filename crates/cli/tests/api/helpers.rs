@@ -1,0 +1,288 @@
+//! `TestApp`: a real patd on 127.0.0.1 with a fresh SQLite file, plus a helper per route.
+
+use patd_proto::{CreatePersonalAccessTokenResponse, IdentityView};
+use patd_server::admin::{self, TokenOptions};
+use patd_server::{AppState, ServerConfig};
+use patd_store::{DynStore, SqliteStore};
+use reqwest::{Client, Response};
+use serde_json::Value;
+use std::sync::{Arc, Once};
+use tempfile::TempDir;
+
+pub use patd_core::expiry::AdminExpiry;
+
+/// Every PAT prefix, and whether it is in the never-expires-aware family.
+pub const PREFIXES: [(&str, bool); 5] = [
+    ("/v3/personal-access-tokens", false),
+    ("/beta/personal-access-tokens", false),
+    ("/v2024/personal-access-tokens", false),
+    ("/v2025/personal-access-tokens", true),
+    ("/personal-access-tokens/v1", true),
+];
+
+pub const CLASSIC: &str = "/v3/personal-access-tokens";
+pub const AWARE: &str = "/v2025/personal-access-tokens";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub store: DynStore,
+    pub bootstrap: CreatePersonalAccessTokenResponse,
+    /// A bearer token minted from the bootstrap PAT (ORG_ADMIN, every right).
+    pub admin_token: String,
+    _dir: TempDir,
+}
+
+/// An identity with a bearer token.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub identity: IdentityView,
+    pub pat: CreatePersonalAccessTokenResponse,
+    pub token: String,
+}
+
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("patd.db");
+    let url = format!("sqlite://{}", db_path.display());
+    let store: DynStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig {
+        public_url: base.clone(),
+        max_tokens_per_owner: 10,
+    };
+    adjust(&mut config);
+    let state = AppState::prepare(store.clone(), config, None)
+        .await
+        .unwrap();
+    let bootstrap = admin::bootstrap(store.as_ref(), 10).await.unwrap().unwrap();
+    let router = patd_server::router(state);
+    tokio::spawn(patd_server::serve(listener, router, std::future::pending()));
+    let client = Client::new();
+    let mut app = TestApp {
+        base,
+        client,
+        store,
+        bootstrap,
+        admin_token: String::new(),
+        _dir: dir,
+    };
+    app.admin_token = app.exchange(&app.bootstrap.id, &app.bootstrap.secret).await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Exchanges a PAT for an access token with a form body; panics unless it works.
+    pub async fn exchange(&self, id: &str, secret: &str) -> String {
+        let response = self
+            .token_form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .await;
+        assert_eq!(response.status(), 200, "exchange failed");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn identity(&self, name: &str, level: &str, rights: &[&str]) -> IdentityView {
+        let rights: Vec<String> = rights.iter().map(|r| (*r).to_owned()).collect();
+        admin::create_identity(self.store.as_ref(), name, level, &rights)
+            .await
+            .unwrap()
+    }
+
+    /// A PAT made with `patd token create`'s code path.
+    pub async fn admin_pat(
+        &self,
+        owner: &str,
+        name: &str,
+        scope: &[&str],
+        expires: AdminExpiry,
+        managed: bool,
+    ) -> CreatePersonalAccessTokenResponse {
+        let options = TokenOptions {
+            name: name.to_owned(),
+            scope: scope.iter().map(|s| (*s).to_owned()).collect(),
+            validity_seconds: None,
+            expires,
+            managed,
+            limit: 10,
+        };
+        admin::create_token(self.store.as_ref(), owner, options)
+            .await
+            .unwrap()
+    }
+
+    /// A new identity with one PAT of `scope` and a token minted from it.
+    pub async fn actor(&self, name: &str, level: &str, rights: &[&str], scope: &[&str]) -> Actor {
+        let identity = self.identity(name, level, rights).await;
+        let pat = self
+            .admin_pat(&identity.id, "login", scope, AdminExpiry::Default, false)
+            .await;
+        let token = self.exchange(&pat.id, &pat.secret).await;
+        Actor {
+            identity,
+            pat,
+            token,
+        }
+    }
+
+    pub async fn create(&self, token: &str, prefix: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(prefix))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates and returns the body, panicking unless it is a 200.
+    pub async fn create_ok(&self, token: &str, prefix: &str, body: Value) -> Value {
+        let response = self.create(token, prefix, body).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn list(&self, token: &str, prefix: &str, query: &str) -> Response {
+        let url = if query.is_empty() {
+            self.url(prefix)
+        } else {
+            format!("{}?{query}", self.url(prefix))
+        };
+        self.client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list_ok(&self, token: &str, prefix: &str, query: &str) -> Vec<Value> {
+        let response = self.list(token, prefix, query).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn patch(&self, token: &str, prefix: &str, id: &str, body: Value) -> Response {
+        self.client
+            .patch(format!("{}/{id}", self.url(prefix)))
+            .bearer_auth(token)
+            .header("content-type", "application/json-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, token: &str, prefix: &str, id: &str) -> Response {
+        self.client
+            .delete(format!("{}/{id}", self.url(prefix)))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads an ErrorResponseDto, checks its shape and `X-Request-Id`, and returns
+/// `(status, detailCode, first cause)`.
+pub async fn error_of(response: Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["trackingId"], request_id.as_str(), "{body}");
+    assert!(is_hex32(body["trackingId"].as_str().unwrap()));
+    assert_eq!(body["messages"][0]["locale"], "en-US");
+    assert_eq!(body["messages"][0]["localeOrigin"], "DEFAULT");
+    assert!(body["messages"][0]["text"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    let cause = body["causes"]
+        .as_array()
+        .unwrap()
+        .first()
+        .map_or(String::new(), |c| c["text"].as_str().unwrap().to_owned());
+    (
+        status,
+        body["detailCode"].as_str().unwrap().to_owned(),
+        cause,
+    )
+}
+
+pub fn is_hex32(value: &str) -> bool {
+    value.len() == 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `2017-07-11T18:45:37.098Z`: UTC, exactly milliseconds.
+pub fn is_millis_timestamp(value: &Value) -> bool {
+    let Some(text) = value.as_str() else {
+        return false;
+    };
+    let bytes = text.as_bytes();
+    text.len() == 24
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+        && bytes[13] == b':'
+        && bytes[16] == b':'
+        && bytes[19] == b'.'
+        && bytes[23] == b'Z'
+        && time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+pub fn parse_ts(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        value.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+pub fn keys_of(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
