@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use patd_core::expiry::AdminExpiry;
 use patd_server::admin::TokenOptions;
+use patd_server::ratelimit::Limit;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -53,39 +54,16 @@ pub struct ServeArgs {
     #[arg(long, env = "PATD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// `N/SECONDS` per client_id and API version, or `off`.
-    #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = parse_rate_limit)]
-    pub rate_limit: RateLimit,
+    #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = Limit::parse)]
+    pub rate_limit: Limit,
+    /// Failed token exchanges per client IP, `N/SECONDS` or `off`; past it the IP gets 429.
+    #[arg(long, env = "PATD_EXCHANGE_FAILURE_LIMIT", default_value = "10/60", value_parser = Limit::parse)]
+    pub exchange_failure_limit: Limit,
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
     #[arg(long, env = "PATD_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
-}
-
-/// `--rate-limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateLimit {
-    Off,
-    PerWindow { requests: u32, seconds: u32 },
-}
-
-fn parse_rate_limit(raw: &str) -> Result<RateLimit, String> {
-    if raw.eq_ignore_ascii_case("off") {
-        return Ok(RateLimit::Off);
-    }
-    let (requests, seconds) = raw
-        .split_once('/')
-        .ok_or_else(|| format!("'{raw}' is not N/SECONDS or off"))?;
-    let requests: u32 = requests
-        .parse()
-        .map_err(|_| format!("'{requests}' is not a number of requests"))?;
-    let seconds: u32 = seconds
-        .parse()
-        .map_err(|_| format!("'{seconds}' is not a number of seconds"))?;
-    if requests == 0 || seconds == 0 {
-        return Err("both numbers of --rate-limit must be positive".to_owned());
-    }
-    Ok(RateLimit::PerWindow { requests, seconds })
 }
 
 #[derive(Debug, Subcommand)]

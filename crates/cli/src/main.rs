@@ -68,10 +68,10 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{local_addr}"));
-    let config = ServerConfig {
-        public_url: public_url.trim_end_matches('/').to_owned(),
-        max_tokens_per_owner: serve_args.max_tokens_per_owner,
-    };
+    let mut config = ServerConfig::new(public_url.trim_end_matches('/'));
+    config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
+    config.rate_limit = serve_args.rate_limit;
+    config.exchange_failure_limit = serve_args.exchange_failure_limit;
     let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
     if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
     {

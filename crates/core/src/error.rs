@@ -46,6 +46,14 @@ pub enum Rule {
     PatchFailed(String),
     #[error("{0}")]
     PatchSyntax(String),
+    #[error("{0}")]
+    Bulk(String),
+    #[error("no personal access tokens with ids: {0}")]
+    UnknownIds(String),
+    #[error("invalid filter: {0}")]
+    Filter(String),
+    #[error("{0}")]
+    Paging(String),
     #[error("owner-id must be 'me' or an identity id")]
     OwnerIdInvalid,
     #[error("unknown right '{0}'")]

@@ -4,16 +4,22 @@
 
 /// Who may do what to which PAT.
 pub mod authz;
+/// Bulk update: one patch on up to 25 PATs.
+pub mod bulk;
 /// The errors a rule can raise: what went wrong, never how to answer it.
 pub mod error;
 /// Whether a presented secret may mint an access token.
 pub mod exchange;
 /// When a PAT expires: the two version families' rules and calendar arithmetic.
 pub mod expiry;
+/// SailPoint's filter grammar, parsed into a typed tree.
+pub mod filter;
 /// Identities, their user levels and extra rights.
 pub mod identity;
 /// Identity and PAT ids: 32 lowercase hex characters.
 pub mod ids;
+/// Filters, sorting and paging of a list.
+pub mod listing;
 /// PAT names and identity names.
 pub mod name;
 /// A PAT's stored shape and the plan for creating one.

@@ -211,3 +211,10 @@ pub struct IdentityView {
     pub levels: Vec<String>,
     pub rights: Vec<String>,
 }
+
+/// Body of `/personal-access-tokens/v1/bulk-update`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkUpdateRequest {
+    pub ids: Vec<String>,
+    pub patch: Vec<serde_json::Value>,
+}

@@ -43,6 +43,8 @@ pub enum ApiError {
     UnsupportedGrantType,
     /// 401 `invalid_client`: the same answer for every bad credential.
     InvalidClient,
+    /// 429, with `Retry-After` in whole seconds.
+    RateLimited(crate::ratelimit::RetryAfter),
     /// 500 with a generic body; the detail is only logged.
     Internal(anyhow::Error),
 }
@@ -132,6 +134,14 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            ApiError::RateLimited(crate::ratelimit::RetryAfter(seconds)) => {
+                let body = serde_json::json!({"message": " Rate Limit Exceeded "});
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
                 response
             }
             ApiError::InvalidRequest(description) => {

@@ -9,9 +9,10 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use patd_core::authz::Caller;
-use patd_core::ids::IdentityId;
+use patd_core::ids::{IdentityId, PatId};
 use patd_core::rights::Rights;
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 
 /// The authenticated caller, from a verified bearer JWT. Its rights are the ones fixed in the
 /// token when it was minted.
@@ -29,14 +30,43 @@ impl FromRequestParts<AppState> for Authenticated {
             .map_err(|rejection| {
                 ApiError::Unauthorized(format!("JWT validation failed: {}", rejection.reason()))
             })?;
-        let identity_id = IdentityId::parse(&claims.identity_id).ok_or_else(|| {
-            ApiError::Unauthorized("JWT validation failed: identity_id is invalid".to_owned())
-        })?;
+        let rejected =
+            |reason: &str| ApiError::Unauthorized(format!("JWT validation failed: {reason}"));
+        let identity_id = IdentityId::parse(&claims.identity_id)
+            .ok_or_else(|| rejected("identity_id is invalid"))?;
+        let pat_id =
+            PatId::parse(&claims.client_id).ok_or_else(|| rejected("client_id is invalid"))?;
+        // Instant revocation: the PAT behind the token must still exist and be unexpired. The
+        // cache answers without a database round trip in the common case.
+        match state.pats.get(state.store.as_ref(), &pat_id).await? {
+            None => return Err(rejected("the personal access token was deleted")),
+            Some(record) if record.pat.expiry.is_expired(OffsetDateTime::now_utc()) => {
+                return Err(rejected("the personal access token has expired"))
+            }
+            Some(_) => {}
+        }
+        state
+            .limits
+            .check_request(&claims.client_id, api_version(parts.uri.path()))
+            .map_err(ApiError::RateLimited)?;
         let rights = Rights::from_names(claims.rights.iter().map(String::as_str));
         Ok(Authenticated(Caller {
             identity_id,
             rights,
         }))
+    }
+}
+
+/// The API version a path belongs to, for rate limits.
+pub(crate) fn api_version(path: &str) -> &'static str {
+    match path.trim_start_matches('/').split('/').next() {
+        Some("v3") => "v3",
+        Some("beta") => "beta",
+        Some("v2024") => "v2024",
+        Some("v2025") => "v2025",
+        Some("personal-access-tokens") => "v1",
+        Some("oauth") => "oauth",
+        _ => "other",
     }
 }
 

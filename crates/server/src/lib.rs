@@ -4,6 +4,8 @@
 
 /// Operations the `patd` command runs on the database directly: identities, tokens, bootstrap.
 pub mod admin;
+/// The in-memory PAT records behind revocation checks and the exchange, and `lastUsed` marks.
+pub mod cache;
 /// Domain and store values turned into wire types.
 mod convert;
 /// `ApiError`: the one place that knows status codes and error bodies.
@@ -14,6 +16,8 @@ mod extract;
 pub mod keys;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
+/// Rate limits per client and API version, and on failed exchanges per IP.
+pub mod ratelimit;
 /// The routes, one module per group.
 mod routes;
 /// Use cases shared by the routes and the administration commands.

@@ -1,8 +1,11 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
+use crate::cache::PatCache;
 use crate::keys::KeyRing;
+use crate::ratelimit::{Limit, RateLimits};
 use patd_store::{DynStore, Store};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings that do not change while the server runs.
 #[derive(Debug, Clone)]
@@ -11,6 +14,31 @@ pub struct ServerConfig {
     pub public_url: String,
     /// How many non-managed PATs one owner may have.
     pub max_tokens_per_owner: u32,
+    /// Requests per client_id and API version.
+    pub rate_limit: Limit,
+    /// Failed token exchanges per client IP.
+    pub exchange_failure_limit: Limit,
+    /// How long a cached PAT is trusted without a write seen by this node.
+    pub cache_lifetime: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults of CLI.md for a server at `public_url`.
+    pub fn new(public_url: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            public_url: public_url.into(),
+            max_tokens_per_owner: 10,
+            rate_limit: Limit::PerWindow {
+                requests: 100,
+                seconds: 10,
+            },
+            exchange_failure_limit: Limit::PerWindow {
+                requests: 10,
+                seconds: 60,
+            },
+            cache_lifetime: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The tenant this server plays, as shown in tokens and `/oauth/info`.
@@ -29,6 +57,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub config: Arc<ServerConfig>,
     pub tenant: Arc<Tenant>,
+    pub pats: Arc<PatCache>,
+    pub limits: Arc<RateLimits>,
 }
 
 const TENANT_ID_SETTING: &str = "tenant_id";
@@ -47,6 +77,11 @@ impl AppState {
         Ok(AppState {
             store,
             keys: Arc::new(keys),
+            pats: Arc::new(PatCache::new(config.cache_lifetime)),
+            limits: Arc::new(RateLimits::new(
+                config.rate_limit,
+                config.exchange_failure_limit,
+            )),
             config: Arc::new(config),
             tenant: Arc::new(Tenant {
                 id: tenant_id,

@@ -6,8 +6,10 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
+use patd_core::filter::TimeOp;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
+use patd_core::listing::ListRequest;
 use patd_core::pat::{NewPat, PatRecord};
 use std::sync::Arc;
 use thiserror::Error;
@@ -43,12 +45,20 @@ pub struct OwnedPat {
     pub owner_name: String,
 }
 
-/// Which PATs a list returns.
+/// Which PATs a list returns, in what order, and which page of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatQuery {
     /// `None`: every owner.
     pub owner: Option<IdentityId>,
     pub include_managed: bool,
+    pub request: ListRequest,
+}
+
+/// One page of a list, and the total number matching when it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatPage {
+    pub items: Vec<OwnedPat>,
+    pub total: Option<u64>,
 }
 
 /// A signing key as kept in the database: its id and its PKCS#8 PEM.
@@ -81,8 +91,13 @@ pub trait Store: Send + Sync + 'static {
     /// that many non-managed PATs; the check and the insert are one atomic step.
     async fn insert_pat(&self, pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError>;
     async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError>;
-    /// PATs in `created`, then `id`, order.
-    async fn list_pats(&self, query: &PatQuery) -> Result<Vec<OwnedPat>, StoreError>;
+    /// A page of PATs in the requested order, `id` breaking ties, with the total if asked.
+    async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError>;
+    /// The PATs with these ids that exist, in no particular order.
+    async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError>;
+    /// Writes the patchable fields of every PAT in one transaction: all or none. `NotFound` if
+    /// any is missing.
+    async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError>;
     /// Writes the patchable fields (name, scope, expiry, acknowledgement) of `pat`.
     async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError>;
     /// Returns whether a PAT was deleted.
@@ -115,4 +130,20 @@ pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// A time comparison against a value stored in whole milliseconds: the SQL operator and the
+/// bound. A value with a fraction of a millisecond moves to the equivalent whole-millisecond
+/// comparison (`> 1.5` is `> 1`, `< 1.5` is `<= 1`), so results match the exact comparison.
+pub(crate) fn millis_comparison(op: TimeOp, value: OffsetDateTime) -> (&'static str, i64) {
+    let nanos = value.unix_timestamp_nanos();
+    let floor = i64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(i64::MAX);
+    let exact = nanos.rem_euclid(1_000_000) == 0;
+    let sql = match (op, exact) {
+        (TimeOp::Gt, _) | (TimeOp::Ge, false) => ">",
+        (TimeOp::Ge, true) => ">=",
+        (TimeOp::Lt, true) => "<",
+        (TimeOp::Lt, false) | (TimeOp::Le, _) => "<=",
+    };
+    (sql, floor)
 }

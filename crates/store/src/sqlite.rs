@@ -1,21 +1,24 @@
 //! The SQLite backend: WAL mode, migrations embedded in the binary, one file created on demand.
 
-use crate::{OwnedPat, PatQuery, Store, StoreError, StoredSigningKey};
+use crate::{millis_comparison, OwnedPat, PatPage, PatQuery, Store, StoreError, StoredSigningKey};
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
 use patd_core::expiry::Expiry;
+use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
+use patd_core::listing::SortField;
 use patd_core::name::{IdentityName, PatName};
 use patd_core::pat::{NewPat, PatRecord, Validity};
 use patd_core::rights::{Level, Right, Rights};
 use patd_core::scope::Scope;
 use patd_core::secret::SecretDigest;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -150,16 +153,65 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn list_pats(&self, query: &PatQuery) -> Result<Vec<OwnedPat>, StoreError> {
-        let sql = format!(
+    async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError> {
+        let request = &query.request;
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
-             JOIN identities i ON i.id = p.owner_id \
-             WHERE (?1 IS NULL OR p.owner_id = ?1) AND (?2 OR p.managed = 0) \
-             ORDER BY p.created, p.id"
-        );
-        sqlx::query(&sql)
-            .bind(query.owner.as_ref().map(IdentityId::as_str))
-            .bind(query.include_managed)
+             JOIN identities i ON i.id = p.owner_id"
+        ));
+        push_where(&mut select, query);
+        select.push(" ORDER BY ");
+        for sorter in &request.sorters {
+            let direction = if sorter.descending { "DESC" } else { "ASC" };
+            match sorter.field {
+                SortField::Name => select.push(format!("p.name {direction}, ")),
+                SortField::Created => select.push(format!("p.created {direction}, ")),
+                // A missing date sorts as later than any date.
+                SortField::LastUsed => select.push(format!(
+                    "(p.last_used IS NULL) {direction}, p.last_used {direction}, "
+                )),
+                SortField::ExpirationDate => select.push(format!(
+                    "(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, "
+                )),
+            };
+        }
+        select.push("p.id ASC LIMIT ");
+        select.push_bind(i64::from(request.limit));
+        select.push(" OFFSET ");
+        select.push_bind(i64::try_from(request.offset).unwrap_or(i64::MAX));
+        let items = select
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(owned_pat_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = if request.count {
+            let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS total FROM pats p");
+            push_where(&mut count, query);
+            let row = count.build().fetch_one(&self.pool).await?;
+            Some(u64::try_from(row.try_get::<i64, _>("total")?).unwrap_or_default())
+        } else {
+            None
+        };
+        Ok(PatPage { items, total })
+    }
+
+    async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
+             JOIN identities i ON i.id = p.owner_id WHERE p.id IN ("
+        ));
+        let mut separated = select.separated(", ");
+        for id in ids {
+            separated.push_bind(id.as_str());
+        }
+        select.push(")");
+        select
+            .build()
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -167,18 +219,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for pat in pats {
+            let result = update_statement(pat).execute(&mut *transaction).await;
+            match result {
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+                Err(err) => return Err(err.into()),
+                Ok(done) if done.rows_affected() == 0 => return Err(StoreError::NotFound),
+                Ok(_) => {}
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
     async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "UPDATE pats SET name = ?, scope = ?, expiration_date = ?, \
-                 never_expires_acknowledged = ? WHERE id = ?",
-        )
-        .bind(pat.name.as_str())
-        .bind(to_json(pat.scope.entries()))
-        .bind(pat.expiry.date().map(millis))
-        .bind(pat.never_expires_acknowledged)
-        .bind(pat.id.as_str())
-        .execute(&self.pool)
-        .await;
+        let result = update_statement(pat).execute(&self.pool).await;
         match result {
             Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
             Err(err) => Err(err.into()),
@@ -272,6 +329,107 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("value")?)
+    }
+}
+
+fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+    sqlx::query(
+        "UPDATE pats SET name = ?, scope = ?, expiration_date = ?, \
+             never_expires_acknowledged = ? WHERE id = ?",
+    )
+    .bind(pat.name.as_str())
+    .bind(to_json(pat.scope.entries()))
+    .bind(pat.expiry.date().map(millis))
+    .bind(pat.never_expires_acknowledged)
+    .bind(pat.id.as_str())
+}
+
+/// The `WHERE` clause of a list: visibility, then the client's filter. Every value is bound.
+fn push_where(builder: &mut QueryBuilder<'_, Sqlite>, query: &PatQuery) {
+    builder.push(" WHERE 1 = 1");
+    if let Some(owner) = &query.owner {
+        builder.push(" AND p.owner_id = ");
+        builder.push_bind(owner.as_str().to_owned());
+    }
+    if !query.include_managed {
+        builder.push(" AND p.managed = 0");
+    }
+    if let Some(filter) = &query.request.filter {
+        builder.push(" AND ");
+        push_filter(builder, filter);
+    }
+}
+
+fn time_column(field: TimeField) -> &'static str {
+    match field {
+        TimeField::Created => "p.created",
+        TimeField::LastUsed => "p.last_used",
+        TimeField::ExpirationDate => "p.expiration_date",
+    }
+}
+
+/// Every comparison is two-valued (a missing date compares false, never NULL), so `not` is the
+/// exact complement.
+fn push_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
+    match filter {
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            let joiner = if matches!(filter, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            builder.push("(");
+            push_filter(builder, left);
+            builder.push(joiner);
+            push_filter(builder, right);
+            builder.push(")");
+        }
+        Filter::Not(inner) => {
+            builder.push("(NOT ");
+            push_filter(builder, inner);
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Time { field, op, value }) => {
+            let column = time_column(*field);
+            let (sql_op, bound) = millis_comparison(*op, *value);
+            builder.push(format!("({column} IS NOT NULL AND {column} {sql_op} "));
+            builder.push_bind(bound);
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Presence { field, present }) => {
+            let test = if *present { "IS NOT NULL" } else { "IS NULL" };
+            builder.push(format!("({} {test})", time_column(*field)));
+        }
+        Filter::Compare(Comparison::Name(NameMatch::Eq(value))) => {
+            builder.push("(p.name = ");
+            builder.push_bind(value.clone());
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Name(NameMatch::Contains(value))) => {
+            builder.push("(instr(p.name, ");
+            builder.push_bind(value.clone());
+            builder.push(") > 0)");
+        }
+        Filter::Compare(Comparison::Name(NameMatch::StartsWith(value))) => {
+            builder.push("(substr(p.name, 1, length(");
+            builder.push_bind(value.clone());
+            builder.push(")) = ");
+            builder.push_bind(value.clone());
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Name(NameMatch::In(values))) => {
+            builder.push("(p.name IN (");
+            let mut separated = builder.separated(", ");
+            for value in values {
+                separated.push_bind(value.clone());
+            }
+            builder.push("))");
+        }
+        Filter::Compare(Comparison::Managed(value)) => {
+            builder.push("(p.managed = ");
+            builder.push_bind(*value);
+            builder.push(")");
+        }
     }
 }
 

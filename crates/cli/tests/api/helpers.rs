@@ -2,6 +2,7 @@
 
 use patd_proto::{CreatePersonalAccessTokenResponse, IdentityView};
 use patd_server::admin::{self, TokenOptions};
+use patd_server::ratelimit::Limit;
 use patd_server::{AppState, ServerConfig};
 use patd_store::{DynStore, SqliteStore};
 use reqwest::{Client, Response};
@@ -65,10 +66,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let store: DynStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig {
-        public_url: base.clone(),
-        max_tokens_per_owner: 10,
-    };
+    let mut config = ServerConfig::new(base.clone());
+    // Tests make many requests quickly; the tests of the limits turn them back on.
+    config.rate_limit = Limit::Off;
+    config.exchange_failure_limit = Limit::Off;
     adjust(&mut config);
     let state = AppState::prepare(store.clone(), config, None)
         .await

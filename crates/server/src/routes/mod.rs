@@ -31,7 +31,8 @@ pub fn router(state: AppState) -> Router {
     for (prefix, family) in PAT_PREFIXES {
         app = app.merge(pats::routes(prefix, family));
     }
-    app.merge(oauth::routes())
+    app.merge(pats::bulk_routes())
+        .merge(oauth::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(from_fn(contract_rejections))
         .layer(from_fn(track))

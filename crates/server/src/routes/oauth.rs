@@ -4,7 +4,7 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::state::AppState;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -12,11 +12,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use patd_core::exchange::{decide, last_used_due, LAST_USED_INTERVAL};
+use patd_core::exchange::{decide, LAST_USED_INTERVAL};
 use patd_core::ids::PatId;
 use patd_core::secret::Secret;
 use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
+use std::net::SocketAddr;
 use time::OffsetDateTime;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -27,7 +28,28 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    if let Some(ip) = peer {
+        state
+            .limits
+            .check_blocked(ip)
+            .map_err(ApiError::RateLimited)?;
+    }
     let credentials = read_credentials(request).await?;
+    match exchange(&state, credentials).await {
+        // Count the failure against the caller's IP; past the limit, refuse with 429.
+        Err(ApiError::InvalidClient) => match peer.map(|ip| state.limits.record_failure(ip)) {
+            Some(Err(retry_after)) => Err(ApiError::RateLimited(retry_after)),
+            _ => Err(ApiError::InvalidClient),
+        },
+        other => other,
+    }
+}
+
+async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Response, ApiError> {
     let grant_type = credentials
         .grant_type
         .ok_or_else(|| ApiError::InvalidRequest("grant_type is required".to_owned()))?;
@@ -45,11 +67,18 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
     else {
         return Err(ApiError::InvalidClient);
     };
+    state
+        .limits
+        .check_request(pat_id.as_str(), "oauth")
+        .map_err(ApiError::RateLimited)?;
     let now = OffsetDateTime::now_utc();
-    let record = state.store.pat_for_exchange(&pat_id).await?;
-    let grant = decide(record.as_ref(), &secret, now).ok_or(ApiError::InvalidClient)?;
+    let record = state.pats.get(state.store.as_ref(), &pat_id).await?;
+    let grant = decide(record.as_deref(), &secret, now).ok_or(ApiError::InvalidClient)?;
     if let Some(record) = &record {
-        if last_used_due(record.pat.last_used, now) {
+        if state
+            .pats
+            .claim_last_used(&pat_id, record.pat.last_used, now)
+        {
             // A failed bookkeeping write must not cost the client its token.
             if let Err(err) = state
                 .store

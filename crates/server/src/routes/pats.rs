@@ -7,17 +7,21 @@ use crate::extract::{Authenticated, JsonBody, PatchBody, PathId, QueryParams};
 use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Extension, Json, Router};
 use patd_core::authz::OwnerParam;
+use patd_core::bulk;
 use patd_core::expiry::{ExpiryRequest, Family};
 use patd_core::ids::PatId;
+use patd_core::listing::{ListParams, ListRequest};
 use patd_core::pat::CreateInput;
 use patd_core::patch::apply_patch;
+use patd_core::rights::Right;
 use patd_core::Rule;
 use patd_proto::{
-    CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
+    BulkUpdateRequest, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
     GetPersonalAccessTokenResponse,
 };
 use patd_store::{OwnedPat, PatQuery, StoreError};
@@ -35,34 +39,58 @@ pub(super) fn routes(prefix: &str, family: Family) -> Router<AppState> {
         .layer(Extension(family))
 }
 
+/// The bulk update, on `/personal-access-tokens/v1` only.
+pub(super) fn bulk_routes() -> Router<AppState> {
+    Router::new().route(
+        "/personal-access-tokens/v1/bulk-update",
+        patch(bulk_update).post(bulk_update),
+    )
+}
+
 #[derive(Debug, Deserialize)]
-struct ListParams {
+struct ListQuery {
     #[serde(rename = "owner-id")]
     owner_id: Option<String>,
     filters: Option<String>,
+    sorters: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+    count: Option<String>,
 }
 
 async fn list(
     State(state): State<AppState>,
     Extension(family): Extension<Family>,
     Authenticated(caller): Authenticated,
-    QueryParams(params): QueryParams<ListParams>,
-) -> Result<Json<Vec<GetPersonalAccessTokenResponse>>, ApiError> {
+    QueryParams(params): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
     let owner = OwnerParam::parse(params.owner_id.as_deref())?;
     let access = caller.may_list(owner)?;
-    if params.filters.is_some() {
-        return Err(ApiError::Syntax("filters are not supported yet".to_owned()));
-    }
+    let request = ListRequest::parse(&ListParams {
+        filters: params.filters.as_deref(),
+        sorters: params.sorters.as_deref(),
+        limit: params.limit.as_deref(),
+        offset: params.offset.as_deref(),
+        count: params.count.as_deref(),
+    })?;
     let query = PatQuery {
         owner: access.owner,
         include_managed: access.include_managed,
+        request,
     };
-    let pats = state.store.list_pats(&query).await?;
-    Ok(Json(
-        pats.iter()
-            .map(|owned| convert::get_response(owned, family))
-            .collect(),
-    ))
+    let page = state.store.list_pats(&query).await?;
+    let body: Vec<GetPersonalAccessTokenResponse> = page
+        .items
+        .iter()
+        .map(|owned| convert::get_response(owned, family))
+        .collect();
+    let mut response = Json(body).into_response();
+    if let Some(total) = page.total {
+        response
+            .headers_mut()
+            .insert("x-total-count", HeaderValue::from(total));
+    }
+    Ok(response)
 }
 
 async fn create(
@@ -122,7 +150,9 @@ async fn patch_pat(
 ) -> Result<Json<GetPersonalAccessTokenResponse>, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
-    match state.store.update_pat(&updated).await {
+    let result = state.store.update_pat(&updated).await;
+    state.pats.invalidate(&updated.id);
+    match result {
         Err(StoreError::NameTaken) => {
             return Err(Rule::NameTaken(updated.name.as_str().to_owned()).into())
         }
@@ -141,9 +171,67 @@ async fn delete_pat(
     PathId(raw_id): PathId,
 ) -> Result<StatusCode, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
-    if state.store.delete_pat(&owned.pat.id).await? {
+    let deleted = state.store.delete_pat(&owned.pat.id).await;
+    // Every token minted from it fails from now on.
+    state.pats.invalidate(&owned.pat.id);
+    if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+async fn bulk_update(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<BulkUpdateRequest>,
+) -> Result<Json<Vec<GetPersonalAccessTokenResponse>>, ApiError> {
+    if !caller.rights.contains(Right::AllUpdate) {
+        return Err(ApiError::Forbidden);
+    }
+    let operations = serde_json::Value::Array(request.patch);
+    let plan = bulk::plan(&request.ids, &operations)?;
+    let found = state.store.pats_by_ids(&plan.ids).await?;
+    // A managed PAT the caller may not see is as unknown as a missing one.
+    let visible =
+        |owned: &&OwnedPat| !owned.pat.managed || caller.rights.contains(Right::ManagedRead);
+    let mut unknown = plan.malformed.clone();
+    let mut ordered = Vec::with_capacity(plan.ids.len());
+    for id in &plan.ids {
+        match found
+            .iter()
+            .filter(visible)
+            .find(|owned| &owned.pat.id == id)
+        {
+            Some(owned) => ordered.push(owned),
+            None => unknown.push(id.to_string()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Rule::UnknownIds(unknown.join(", ")).into());
+    }
+    let now = OffsetDateTime::now_utc();
+    let updated = ordered
+        .iter()
+        .map(|owned| {
+            apply_patch(&owned.pat, Family::NeverExpiresAware, &operations, now).map(|pat| {
+                OwnedPat {
+                    pat,
+                    owner_name: owned.owner_name.clone(),
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let records: Vec<_> = updated.iter().map(|owned| owned.pat.clone()).collect();
+    let result = state.store.update_pats(&records).await;
+    for record in &records {
+        state.pats.invalidate(&record.id);
+    }
+    result?;
+    Ok(Json(
+        updated
+            .iter()
+            .map(|owned| convert::get_response(owned, Family::NeverExpiresAware))
+            .collect(),
+    ))
 }
