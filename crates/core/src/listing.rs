@@ -105,9 +105,11 @@ fn parse_sorters(text: &str) -> Result<Vec<Sorter>, Rule> {
             "created" => SortField::Created,
             "lastUsed" => SortField::LastUsed,
             "expirationDate" => SortField::ExpirationDate,
-            other => return Err(Rule::Paging(format!(
+            other => {
+                return Err(Rule::Paging(format!(
                 "sorter '{other}' is not supported; use name, created, lastUsed or expirationDate"
-            ))),
+            )))
+            }
         };
         if sorters.iter().any(|sorter| sorter.field == field) {
             return Err(Rule::Paging(format!("sorter '{name}' is given twice")));

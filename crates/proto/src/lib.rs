@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// The owner of a PAT as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatOwner {
     #[serde(rename = "type")]
@@ -20,6 +21,7 @@ pub struct PatOwner {
 
 /// Body of `POST …/personal-access-tokens`. Every field is optional here so that the domain,
 /// not serde, decides what a missing value means.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePersonalAccessTokenRequest {
@@ -30,12 +32,14 @@ pub struct CreatePersonalAccessTokenRequest {
     #[serde(default)]
     pub access_token_validity_seconds: Option<i64>,
     #[serde(default, with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expiration_date: Option<OffsetDateTime>,
     #[serde(default)]
     pub user_aware_token_never_expires: Option<bool>,
 }
 
 /// Answer to a create: the only place the secret is ever shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePersonalAccessTokenResponse {
@@ -45,9 +49,11 @@ pub struct CreatePersonalAccessTokenResponse {
     pub name: String,
     pub owner: PatOwner,
     #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: OffsetDateTime,
     pub access_token_validity_seconds: i64,
     #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expiration_date: Option<OffsetDateTime>,
 }
 
@@ -63,6 +69,7 @@ impl std::fmt::Debug for CreatePersonalAccessTokenResponse {
 }
 
 /// One PAT in a list, or the answer to a patch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetPersonalAccessTokenResponse {
@@ -71,12 +78,15 @@ pub struct GetPersonalAccessTokenResponse {
     pub scope: Vec<String>,
     pub owner: PatOwner,
     #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: OffsetDateTime,
     #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_used: Option<OffsetDateTime>,
     pub managed: bool,
     pub access_token_validity_seconds: i64,
     #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expiration_date: Option<OffsetDateTime>,
     /// Present only in the never-expires-aware family (`/v2025`, `/personal-access-tokens/v1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +94,7 @@ pub struct GetPersonalAccessTokenResponse {
 }
 
 /// One localized message inside an [`ErrorResponseDto`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorMessageDto {
@@ -103,6 +114,7 @@ impl ErrorMessageDto {
 }
 
 /// The body of every 400, 403, 404, 405 and 500.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorResponseDto {
@@ -113,12 +125,14 @@ pub struct ErrorResponseDto {
 }
 
 /// The body of a 401 on the API: `{"error": "..."}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnauthorizedBody {
     pub error: String,
 }
 
 /// The body of a failed token exchange (RFC 6749 §5.2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthErrorBody {
     pub error: String,
@@ -126,6 +140,7 @@ pub struct OAuthErrorBody {
 }
 
 /// The credentials of a token exchange, wherever they came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
     #[serde(default)]
@@ -150,6 +165,7 @@ impl std::fmt::Debug for TokenRequest {
 }
 
 /// The answer to a successful token exchange (CONTRACT §5).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -189,6 +205,7 @@ pub struct AccessTokenClaims {
 }
 
 /// `GET /oauth/info`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthInfo {
@@ -213,8 +230,32 @@ pub struct IdentityView {
 }
 
 /// Body of `/personal-access-tokens/v1/bulk-update`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkUpdateRequest {
     pub ids: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<JsonPatchOperation>))]
     pub patch: Vec<serde_json::Value>,
+}
+
+/// One RFC 6902 operation, as documented; patches are read as plain JSON and applied by the
+/// domain.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonPatchOperation {
+    /// `add`, `remove`, `replace`, `move`, `copy` or `test`.
+    pub op: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub value: Option<serde_json::Value>,
+}
+
+/// The body of a 429.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitBody {
+    pub message: String,
 }

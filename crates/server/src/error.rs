@@ -137,7 +137,9 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::RateLimited(crate::ratelimit::RetryAfter(seconds)) => {
-                let body = serde_json::json!({"message": " Rate Limit Exceeded "});
+                let body = patd_proto::RateLimitBody {
+                    message: " Rate Limit Exceeded ".to_owned(),
+                };
                 let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
                 response
                     .headers_mut()

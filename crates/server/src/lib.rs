@@ -16,6 +16,8 @@ mod extract;
 pub mod keys;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
+/// The OpenAPI 3.1 document, built from the same route list as the router.
+pub mod openapi;
 /// Rate limits per client and API version, and on failed exchanges per IP.
 pub mod ratelimit;
 /// The routes, one module per group.
@@ -25,7 +27,7 @@ mod service;
 /// The state every handler sees.
 pub mod state;
 
-pub use routes::router;
+pub use routes::{route_table, router, RouteEntry};
 pub use state::{AppState, ServerConfig};
 
 use std::future::Future;

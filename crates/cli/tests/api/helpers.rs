@@ -59,6 +59,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_app_wrapped(adjust, |store| store).await
+}
+
+/// As `spawn_app_with`, with the server reaching the store through `wrap(store)`.
+pub async fn spawn_app_wrapped(
+    adjust: impl FnOnce(&mut ServerConfig),
+    wrap: impl FnOnce(DynStore) -> DynStore,
+) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("patd.db");
@@ -71,7 +79,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
     config.rate_limit = Limit::Off;
     config.exchange_failure_limit = Limit::Off;
     adjust(&mut config);
-    let state = AppState::prepare(store.clone(), config, None)
+    let state = AppState::prepare(wrap(store.clone()), config, None)
         .await
         .unwrap();
     let bootstrap = admin::bootstrap(store.as_ref(), 10).await.unwrap().unwrap();
@@ -286,4 +294,36 @@ pub fn keys_of(value: &Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
     keys.sort();
     keys
+}
+
+/// A PAT written straight through the store, as if created at `created`, for tests that need
+/// control of timestamps. Returns its id.
+pub async fn seed_pat(
+    store: &DynStore,
+    owner_id: &str,
+    name: &str,
+    created: time::OffsetDateTime,
+    expires: AdminExpiry,
+    managed: bool,
+    last_used: Option<time::OffsetDateTime>,
+) -> String {
+    use patd_core::expiry::ExpiryRequest;
+    use patd_core::pat::{plan_create, CreateInput};
+    let input = CreateInput {
+        name: Some(name.to_owned()),
+        scope: None,
+        validity_seconds: None,
+        expiry: ExpiryRequest::Admin(expires),
+        managed,
+    };
+    let owner = patd_core::ids::IdentityId::parse(owner_id).unwrap();
+    let (new_pat, _) = plan_create(owner, input, created, &mut rand::rng()).unwrap();
+    store.insert_pat(&new_pat, None).await.unwrap();
+    if let Some(at) = last_used {
+        store
+            .record_last_used(&new_pat.record.id, at, at)
+            .await
+            .unwrap();
+    }
+    new_pat.record.id.to_string()
 }

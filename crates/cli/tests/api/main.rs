@@ -3,6 +3,8 @@
 
 /// Who may do what: the authorization matrix.
 mod authz;
+/// Bulk update.
+mod bulk;
 /// The `patd` binary itself: bootstrap, `identity create`, `token create`, logs.
 mod cli;
 /// Concurrent writers.
@@ -11,8 +13,20 @@ mod concurrency;
 mod errors;
 /// `POST /oauth/token` and bearer-token checks.
 mod exchange;
+/// The filter grammar against known PATs.
+mod filters;
 /// `spawn_app()` and one helper per route.
 mod helpers;
+/// The `lastUsed` write rule.
+mod lastused;
+/// The OpenAPI document against the router.
+mod openapi;
+/// Paging and sorting.
+mod paging;
+/// Rate limits.
+mod ratelimit;
+/// Instant revocation.
+mod revocation;
 /// Every route on every prefix, bodies checked field by field.
 mod routes;
 /// Where secrets must never appear.

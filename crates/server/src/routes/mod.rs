@@ -6,13 +6,16 @@ mod oauth;
 /// The four PAT operations, for one version family.
 mod pats;
 
+pub use pats::BULK_UPDATE_PATH;
+
 use crate::error::{ApiError, ErrorDetail};
 use crate::middleware::track;
 use crate::state::AppState;
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use patd_core::expiry::Family;
 
@@ -25,14 +28,67 @@ pub const PAT_PREFIXES: [(&str, Family); 5] = [
     ("/personal-access-tokens/v1", Family::NeverExpiresAware),
 ];
 
+/// One served path and its methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub path: String,
+    pub methods: Vec<Method>,
+}
+
+/// The router under construction, and the table of what it serves. Routes are added only
+/// through [`Routes::add`], so the table is complete; the OpenAPI test holds the document to it.
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteEntry>,
+}
+
+impl Routes {
+    pub(crate) fn add(
+        mut self,
+        path: &str,
+        methods: &[Method],
+        handler: MethodRouter<AppState>,
+    ) -> Routes {
+        self.router = self.router.route(path, handler);
+        self.table.push(RouteEntry {
+            path: path.to_owned(),
+            methods: methods.to_vec(),
+        });
+        self
+    }
+}
+
+fn all_routes() -> Routes {
+    let mut routes = Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    };
+    for (prefix, family) in PAT_PREFIXES {
+        routes = pats::routes(routes, prefix, family);
+    }
+    routes = pats::bulk_routes(routes);
+    routes = oauth::routes(routes);
+    routes.add("/openapi.json", &[Method::GET], get(openapi_document))
+}
+
+/// Every path and method the router serves.
+pub fn route_table() -> Vec<RouteEntry> {
+    all_routes().table
+}
+
+async fn openapi_document() -> Response {
+    let mut response = crate::openapi::document_json().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new();
-    for (prefix, family) in PAT_PREFIXES {
-        app = app.merge(pats::routes(prefix, family));
-    }
-    app.merge(pats::bulk_routes())
-        .merge(oauth::routes())
+    all_routes()
+        .router
         .fallback(|| async { ApiError::NotFound })
         .layer(from_fn(contract_rejections))
         .layer(from_fn(track))

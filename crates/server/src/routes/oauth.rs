@@ -1,15 +1,16 @@
 //! The token endpoint (CONTRACT §5) and the two discovery documents.
 
+use super::Routes;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use patd_core::exchange::{decide, LAST_USED_INTERVAL};
@@ -20,11 +21,11 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use time::OffsetDateTime;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/oauth/token", post(token))
-        .route("/oauth/info", get(info))
-        .route("/.well-known/jwks.json", get(jwks))
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes
+        .add("/oauth/token", &[Method::POST], post(token))
+        .add("/oauth/info", &[Method::GET], get(info))
+        .add("/.well-known/jwks.json", &[Method::GET], get(jwks))
 }
 
 async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {

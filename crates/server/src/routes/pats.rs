@@ -1,16 +1,17 @@
 //! The PAT operations: list, create, patch, delete. Each handler authorizes through
 //! `patd_core::authz`, applies the domain's rules and talks to the store.
 
+use super::Routes;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, PatchBody, PathId, QueryParams};
 use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use patd_core::authz::OwnerParam;
 use patd_core::bulk;
 use patd_core::expiry::{ExpiryRequest, Family};
@@ -29,20 +30,27 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 /// The routes of one prefix; the family rides along as an extension.
-pub(super) fn routes(prefix: &str, family: Family) -> Router<AppState> {
-    Router::new()
-        .route(prefix, get(list).post(create))
-        .route(
-            &format!("{prefix}/{{id}}"),
-            patch(patch_pat).delete(delete_pat),
+pub(super) fn routes(routes: Routes, prefix: &str, family: Family) -> Routes {
+    routes
+        .add(
+            prefix,
+            &[Method::GET, Method::POST],
+            get(list).post(create).layer(Extension(family)),
         )
-        .layer(Extension(family))
+        .add(
+            &format!("{prefix}/{{id}}"),
+            &[Method::PATCH, Method::DELETE],
+            patch(patch_pat).delete(delete_pat).layer(Extension(family)),
+        )
 }
 
-/// The bulk update, on `/personal-access-tokens/v1` only.
-pub(super) fn bulk_routes() -> Router<AppState> {
-    Router::new().route(
-        "/personal-access-tokens/v1/bulk-update",
+/// The path of the bulk update, on `/personal-access-tokens/v1` only.
+pub const BULK_UPDATE_PATH: &str = "/personal-access-tokens/v1/bulk-update";
+
+pub(super) fn bulk_routes(routes: Routes) -> Routes {
+    routes.add(
+        BULK_UPDATE_PATH,
+        &[Method::PATCH, Method::POST],
         patch(bulk_update).post(bulk_update),
     )
 }
@@ -195,16 +203,18 @@ async fn bulk_update(
     // A managed PAT the caller may not see is as unknown as a missing one.
     let visible =
         |owned: &&OwnedPat| !owned.pat.managed || caller.rights.contains(Right::ManagedRead);
-    let mut unknown = plan.malformed.clone();
+    let mut unknown = Vec::new();
     let mut ordered = Vec::with_capacity(plan.ids.len());
-    for id in &plan.ids {
-        match found
-            .iter()
-            .filter(visible)
-            .find(|owned| &owned.pat.id == id)
-        {
+    for raw in &request.ids {
+        let owned = PatId::parse(raw).and_then(|id| {
+            found
+                .iter()
+                .filter(visible)
+                .find(|owned| owned.pat.id == id)
+        });
+        match owned {
             Some(owned) => ordered.push(owned),
-            None => unknown.push(id.to_string()),
+            None => unknown.push(raw.clone()),
         }
     }
     if !unknown.is_empty() {
