@@ -26,6 +26,8 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Work with PATs over the API, as a client (SAIL_BASE_URL, SAIL_CLIENT_ID, SAIL_CLIENT_SECRET).
+    Pat(crate::pat::PatArgs),
     /// Manage personal access tokens (works on the database directly).
     Token {
         #[command(subcommand)]

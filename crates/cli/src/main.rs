@@ -3,6 +3,8 @@
 
 /// The command line, parsed and checked, before anything live is built.
 mod args;
+/// `patd pat …`: client commands on `patd-client`.
+mod pat;
 
 use anyhow::Context;
 use args::{Command, IdentityCommand, ServeArgs, TokenCommand};
@@ -25,6 +27,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Pat(pat_args) => pat::run(pat_args).await,
         Command::Serve(serve_args) => serve(serve_args).await,
         Command::Identity {
             command: IdentityCommand::Create(create),

@@ -19,9 +19,17 @@ pub fn format(value: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Parses an RFC 3339 date-time.
+const NAIVE: &[time::format_description::FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+
+/// Parses an RFC 3339 date-time. A date-time without an offset, as Python's `isoformat()` prints
+/// a naive `datetime`, is read as UTC.
 pub fn parse(raw: &str) -> Result<OffsetDateTime, time::error::Parse> {
-    OffsetDateTime::parse(raw, &Rfc3339)
+    OffsetDateTime::parse(raw, &Rfc3339).or_else(|err| {
+        time::PrimitiveDateTime::parse(raw, NAIVE)
+            .map(time::PrimitiveDateTime::assume_utc)
+            .map_err(|_| err)
+    })
 }
 
 pub fn serialize<S: Serializer>(value: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
@@ -83,5 +91,27 @@ mod tests {
             datetime!(2017-07-11 18:45:37.0989 UTC),
             "2017-07-11T18:45:37.098Z",
         );
+    }
+
+    #[test]
+    fn parses_rfc3339_and_naive_utc() {
+        assert_eq!(
+            parse("2017-07-11T18:45:37.098Z").unwrap(),
+            datetime!(2017-07-11 18:45:37.098 UTC)
+        );
+        assert_eq!(
+            parse("2017-07-11T20:45:37+02:00").unwrap(),
+            datetime!(2017-07-11 18:45:37 UTC)
+        );
+        assert_eq!(
+            parse("2017-07-11T18:45:37.123456").unwrap(),
+            datetime!(2017-07-11 18:45:37.123456 UTC)
+        );
+        assert_eq!(
+            parse("2017-07-11T18:45:37").unwrap(),
+            datetime!(2017-07-11 18:45:37 UTC)
+        );
+        assert!(parse("2017-07-11").is_err());
+        assert!(parse("next tuesday").is_err());
     }
 }

@@ -494,3 +494,190 @@ fn bad_flags_are_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL"));
 }
+
+/// `patd pat …` with the SDK-style environment.
+fn pat_command(base: &str, id: &str, secret: &str, args: &[&str]) -> std::process::Output {
+    patd()
+        .arg("pat")
+        .args(args)
+        .env("SAIL_BASE_URL", base)
+        .env("SAIL_CLIENT_ID", id)
+        .env("SAIL_CLIENT_SECRET", secret)
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(output: &std::process::Output) -> String {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn pat_commands_work_against_a_server_and_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(dir.path());
+    let server = ServerProcess::start(&db, &["--rate-limit", "12/60"], "info");
+    let (id, secret) = server.bootstrap().unwrap();
+    let base = server.base.clone();
+
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &[
+            "create",
+            "--name",
+            "from cli",
+            "--scope",
+            "sp:scopes:default",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("patd_"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be shown again"));
+    let new_id = created["id"].as_str().unwrap().to_owned();
+
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &["create", "--name", "table", "--expires", "never"],
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("secret") && text.contains("expires   never"),
+        "{text}"
+    );
+
+    let output = pat_command(&base, &id, &secret, &["list"]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains("from cli") && table.contains("bootstrap"));
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &["list", "--json", "--filters", "name eq \"from cli\""],
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &[
+            "patch",
+            &new_id,
+            "--name",
+            "renamed",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    let patched: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(patched["name"], "renamed");
+    assert_eq!(patched["expirationDate"], "2099-01-01T00:00:00.000Z");
+
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &[
+            "bulk-update",
+            "--id",
+            &new_id,
+            "--expires",
+            "2098-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = pat_command(&base, &id, &secret, &["delete", &new_id]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("deleted {new_id}")
+    );
+
+    // The failures, each one line.
+    assert!(
+        one_line_error(&pat_command(&base, &id, &secret, &["delete", &new_id]))
+            .contains("not found (404)")
+    );
+    assert!(
+        one_line_error(&pat_command("http://127.0.0.1:9", &id, &secret, &["list"]))
+            .contains("cannot reach the server")
+    );
+    assert!(
+        one_line_error(&pat_command(&base, &id, "patd_wrong", &["list"]))
+            .contains("invalid_client")
+    );
+    let reader = run_json(&[
+        "token",
+        "create",
+        "--owner",
+        "admin",
+        "--name",
+        "reader",
+        "--scope",
+        "sp:my-personal-access-tokens:read",
+        "--database",
+        &db,
+    ]);
+    let (reader_id, reader_secret) = (
+        reader["id"].as_str().unwrap(),
+        reader["secret"].as_str().unwrap(),
+    );
+    assert!(one_line_error(&pat_command(
+        &base,
+        reader_id,
+        reader_secret,
+        &["create", "--name", "nope"]
+    ))
+    .contains("forbidden (403)"));
+    assert!(one_line_error(&pat_command(
+        &base,
+        &id,
+        &secret,
+        &["create", "--name", " "]
+    ))
+    .contains("name must not be blank"));
+    let no_env = patd()
+        .args(["pat", "list"])
+        .env_remove("SAIL_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(one_line_error(&no_env).contains("SAIL_BASE_URL"));
+    // Exhaust the 12-per-minute limit; without retries the 429 is reported at once.
+    let mut last = None;
+    for _ in 0..20 {
+        let output = pat_command(
+            &base,
+            &id,
+            &secret,
+            &["list", "--json", "--max-retries", "0"],
+        );
+        if !output.status.success() {
+            last = Some(output);
+            break;
+        }
+    }
+    let output = last.expect("the rate limit was reached");
+    assert!(one_line_error(&output).contains("rate limited (429)"));
+    server.stop();
+}

@@ -7,6 +7,8 @@ mod authz;
 mod bulk;
 /// The `patd` binary itself: bootstrap, `identity create`, `token create`, logs.
 mod cli;
+/// The Rust client crate.
+mod client;
 /// Concurrent writers.
 mod concurrency;
 /// Error bodies for unknown routes, bad methods and framework rejections.

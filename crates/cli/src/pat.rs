@@ -1,0 +1,363 @@
+//! `patd pat …`: the client-side commands, built on `patd-client`, configured like the SailPoint
+//! SDKs and CLI (`SAIL_BASE_URL`, `SAIL_CLIENT_ID`, `SAIL_CLIENT_SECRET`).
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use patd_client::{
+    ApiVersion, Client, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
+    GetPersonalAccessTokenResponse, JsonPatchOperation, ListOptions,
+};
+use patd_core::expiry::{add_months, CLASSIC_MONTHS};
+use patd_proto::timestamp;
+use serde_json::Value;
+
+#[derive(Debug, Args)]
+pub struct PatArgs {
+    /// The tenant or patd base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "SAIL_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+    /// A PAT id to authenticate with.
+    #[arg(long, env = "SAIL_CLIENT_ID", global = true)]
+    pub client_id: Option<String>,
+    /// The PAT's secret.
+    #[arg(
+        long,
+        env = "SAIL_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// API version: v3, beta, v2024, v2025 or v1.
+    #[arg(long, default_value = "v2025", global = true, value_parser = parse_api)]
+    pub api: ApiVersion,
+    /// How many times a 429 is waited out before giving up.
+    #[arg(long, env = "PATD_MAX_RETRIES", default_value_t = 3, global = true)]
+    pub max_retries: u32,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: PatCommand,
+}
+
+fn parse_api(raw: &str) -> Result<ApiVersion, String> {
+    ApiVersion::parse(raw)
+        .ok_or_else(|| format!("'{raw}' is not one of v3, beta, v2024, v2025, v1"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatCommand {
+    /// Create a PAT; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A scope entry; repeatable (default sp:scopes:all).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// accessTokenValiditySeconds, 15 to 43200.
+        #[arg(long)]
+        validity: Option<i64>,
+        /// An RFC 3339 date-time, or `never` (v2025 and v1 only); default 6 months from now.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List PATs.
+    List {
+        /// `me`, an identity id, or `all` for the whole tenant.
+        #[arg(long, default_value = "me")]
+        owner: String,
+        #[arg(long)]
+        filters: Option<String>,
+        #[arg(long)]
+        sorters: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        offset: Option<u64>,
+    },
+    /// Change a PAT's name, scope or expiry, or apply raw JSON Patch operations.
+    Patch {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the whole scope; repeatable.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An RFC 3339 date-time, or `never` (v2025 and v1 only).
+        #[arg(long)]
+        expires: Option<String>,
+        /// A raw RFC 6902 operation as JSON; repeatable.
+        #[arg(long = "op")]
+        operations: Vec<String>,
+    },
+    /// Delete a PAT; its access tokens stop working at once.
+    Delete { id: String },
+    /// Change the expiry of up to 25 PATs at once, all or nothing.
+    BulkUpdate {
+        /// A PAT id; repeatable.
+        #[arg(long = "id", required = true)]
+        ids: Vec<String>,
+        /// An RFC 3339 date-time, or `never`.
+        #[arg(long)]
+        expires: String,
+    },
+}
+
+pub async fn run(args: PatArgs) -> anyhow::Result<()> {
+    let client = client(&args)?;
+    match args.command {
+        PatCommand::Create {
+            name,
+            scopes,
+            validity,
+            expires,
+        } => {
+            let (expiration_date, never) = match expiry(expires.as_deref())? {
+                // Like `patd token create`: six calendar months unless told otherwise, which the
+                // never-expires-aware versions need spelled out.
+                None => (
+                    Some(add_months(time::OffsetDateTime::now_utc(), CLASSIC_MONTHS)),
+                    None,
+                ),
+                Some(Expiry::Never) => {
+                    require_aware(args.api)?;
+                    (None, Some(true))
+                }
+                Some(Expiry::At(at)) => (Some(at), None),
+            };
+            let request = CreatePersonalAccessTokenRequest {
+                name: Some(name),
+                scope: (!scopes.is_empty()).then_some(scopes),
+                access_token_validity_seconds: validity,
+                expiration_date,
+                user_aware_token_never_expires: never,
+            };
+            let created = client.create(args.api, &request).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&created)?);
+            } else {
+                print_created(&created);
+            }
+            eprintln!("Copy the secret now: it is shown this once and cannot be shown again.");
+        }
+        PatCommand::List {
+            owner,
+            filters,
+            sorters,
+            limit,
+            offset,
+        } => {
+            let options = ListOptions {
+                owner_id: (owner != "all").then_some(owner),
+                filters,
+                sorters,
+                limit,
+                offset,
+                count: false,
+            };
+            let page = client.list(args.api, &options).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&page.items)?);
+            } else {
+                print_table(&page.items);
+            }
+        }
+        PatCommand::Patch {
+            id,
+            name,
+            scopes,
+            expires,
+            operations,
+        } => {
+            let mut ops = Vec::new();
+            if let Some(name) = name {
+                ops.push(op("replace", "/name", Some(Value::String(name))));
+            }
+            if !scopes.is_empty() {
+                ops.push(op("replace", "/scope", Some(Value::from(scopes))));
+            }
+            match expiry(expires.as_deref())? {
+                None => {}
+                Some(Expiry::Never) => {
+                    require_aware(args.api)?;
+                    ops.push(op("replace", "/expirationDate", Some(Value::Null)));
+                    ops.push(op(
+                        "replace",
+                        "/userAwareTokenNeverExpires",
+                        Some(Value::Bool(true)),
+                    ));
+                }
+                Some(Expiry::At(at)) => ops.push(op(
+                    "replace",
+                    "/expirationDate",
+                    Some(Value::String(timestamp::format(at))),
+                )),
+            }
+            for raw in operations {
+                ops.push(
+                    serde_json::from_str(&raw)
+                        .with_context(|| format!("--op '{raw}' is not a JSON Patch operation"))?,
+                );
+            }
+            if ops.is_empty() {
+                return Err(anyhow!(
+                    "nothing to change: give --name, --scope, --expires or --op"
+                ));
+            }
+            let patched = client.patch(args.api, &id, &ops).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&patched)?);
+            } else {
+                print_table(std::slice::from_ref(&patched));
+            }
+        }
+        PatCommand::Delete { id } => {
+            client.delete(args.api, &id).await?;
+            if args.json {
+                println!("{}", serde_json::json!({"deleted": id}));
+            } else {
+                println!("deleted {id}");
+            }
+        }
+        PatCommand::BulkUpdate { ids, expires } => {
+            let ops = match expiry(Some(&expires))? {
+                Some(Expiry::At(at)) => vec![op(
+                    "replace",
+                    "/expirationDate",
+                    Some(Value::String(timestamp::format(at))),
+                )],
+                _ => vec![
+                    op("replace", "/expirationDate", Some(Value::Null)),
+                    op(
+                        "replace",
+                        "/userAwareTokenNeverExpires",
+                        Some(Value::Bool(true)),
+                    ),
+                ],
+            };
+            let updated = client.bulk_update(&ids, &ops).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&updated)?);
+            } else {
+                print_table(&updated);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client(args: &PatArgs) -> anyhow::Result<Client> {
+    let base_url = args
+        .base_url
+        .clone()
+        .ok_or_else(|| anyhow!("no base URL: set SAIL_BASE_URL or --base-url"))?;
+    let (Some(id), Some(secret)) = (&args.client_id, &args.client_secret) else {
+        return Err(anyhow!("no credentials: set SAIL_CLIENT_ID and SAIL_CLIENT_SECRET, or --client-id and --client-secret"));
+    };
+    Ok(Client::builder(base_url)
+        .credentials(id, secret)
+        .max_retries(args.max_retries)
+        .build()?)
+}
+
+enum Expiry {
+    At(time::OffsetDateTime),
+    Never,
+}
+
+fn expiry(raw: Option<&str>) -> anyhow::Result<Option<Expiry>> {
+    match raw {
+        None => Ok(None),
+        Some("never") => Ok(Some(Expiry::Never)),
+        Some(raw) => timestamp::parse(raw)
+            .map(|at| Some(Expiry::At(at)))
+            .map_err(|_| anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never'")),
+    }
+}
+
+fn require_aware(api: ApiVersion) -> anyhow::Result<()> {
+    match api {
+        ApiVersion::V2025 | ApiVersion::V1 => Ok(()),
+        _ => Err(anyhow!("--expires never needs --api v2025 or v1")),
+    }
+}
+
+fn op(op: &str, path: &str, value: Option<Value>) -> JsonPatchOperation {
+    JsonPatchOperation {
+        op: op.to_owned(),
+        path: path.to_owned(),
+        from: None,
+        value,
+    }
+}
+
+fn expires_text(at: Option<time::OffsetDateTime>) -> String {
+    at.map_or_else(|| "never".to_owned(), timestamp::format)
+}
+
+fn print_created(created: &CreatePersonalAccessTokenResponse) {
+    let rows = [
+        ("id", created.id.clone()),
+        ("name", created.name.clone()),
+        (
+            "owner",
+            format!("{} ({})", created.owner.name, created.owner.id),
+        ),
+        ("scope", created.scope.join(" ")),
+        (
+            "validity",
+            format!("{} s", created.access_token_validity_seconds),
+        ),
+        ("created", timestamp::format(created.created)),
+        ("expires", expires_text(created.expiration_date)),
+        ("secret", created.secret.clone()),
+    ];
+    for (label, value) in rows {
+        println!("{label:<9} {value}");
+    }
+}
+
+fn print_table(items: &[GetPersonalAccessTokenResponse]) {
+    let header = [
+        "ID",
+        "NAME",
+        "OWNER",
+        "SCOPE",
+        "CREATED",
+        "LAST USED",
+        "EXPIRES",
+    ];
+    let rows: Vec<[String; 7]> = items
+        .iter()
+        .map(|pat| {
+            [
+                pat.id.clone(),
+                pat.name.clone(),
+                pat.owner.name.clone(),
+                pat.scope.join(" "),
+                timestamp::format(pat.created),
+                pat.last_used
+                    .map_or_else(|| "-".to_owned(), timestamp::format),
+                expires_text(pat.expiration_date),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|title| title.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
