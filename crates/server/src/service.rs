@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 /// A use case failed: a rule was broken, or the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("{0}")]
+    #[error(transparent)]
     Rule(#[from] Rule),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(StoreError),
 }
 
