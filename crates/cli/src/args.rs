@@ -26,6 +26,11 @@ pub enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Manage signing keys (works on the database directly).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Work with PATs over the API, as a client (SAIL_BASE_URL, SAIL_CLIENT_ID, SAIL_CLIENT_SECRET).
     Pat(crate::pat::PatArgs),
     /// Manage personal access tokens (works on the database directly).
@@ -66,6 +71,16 @@ pub struct ServeArgs {
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
     #[arg(long, env = "PATD_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a new Ed25519 signing key; every node signs with it once it sees it, and the old keys
+    /// still verify the tokens they signed.
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ mod args;
 mod pat;
 
 use anyhow::Context;
-use args::{Command, IdentityCommand, ServeArgs, TokenCommand};
+use args::{Command, IdentityCommand, KeyCommand, ServeArgs, TokenCommand};
 use clap::Parser;
 use patd_server::{admin, AppState, ServerConfig};
 use std::process::ExitCode;
@@ -28,6 +28,14 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pat(pat_args) => pat::run(pat_args).await,
+        Command::Key {
+            command: KeyCommand::Rotate { database },
+        } => {
+            let store = patd_store::connect(&database.database).await?;
+            let kid = patd_server::keys::rotate(store.as_ref()).await?;
+            println!("{}", serde_json::json!({ "kid": kid }));
+            Ok(())
+        }
         Command::Serve(serve_args) => serve(serve_args).await,
         Command::Identity {
             command: IdentityCommand::Create(create),

@@ -62,6 +62,12 @@ impl PatCache {
         self.records.invalidate(id);
     }
 
+    /// Forgets every PAT, when announcements of other nodes' writes may have been missed.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.records.invalidate_all();
+    }
+
     /// Whether this exchange must write `lastUsed`. At most one caller per PAT per 24 hours gets
     /// `true`, however many exchange at once.
     pub fn claim_last_used(

@@ -26,7 +26,8 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| ApiError::Unauthorized("JWT is required".to_owned()))?;
         let claims = state
             .keys
-            .verify(token, &state.config.public_url)
+            .verify(state.store.as_ref(), token, &state.config.public_url)
+            .await
             .map_err(|rejection| {
                 ApiError::Unauthorized(format!("JWT validation failed: {}", rejection.reason()))
             })?;

@@ -110,8 +110,9 @@ impl JwtRejection {
 }
 
 impl KeyRing {
-    /// Uses the PEM key if one is given; otherwise the oldest key in the database, generating and
-    /// storing one on an empty database. Every stored key verifies tokens.
+    /// Uses the PEM key if one is given; otherwise the newest key in the database (rotation adds
+    /// a newer one), generating and storing one on an empty database. Every stored key verifies
+    /// tokens.
     pub async fn load(store: &dyn Store, pem_text: Option<&str>) -> anyhow::Result<KeyRing> {
         let mut stored = store.signing_keys().await?;
         if stored.is_empty() && pem_text.is_none() {
@@ -123,7 +124,7 @@ impl KeyRing {
                     created: OffsetDateTime::now_utc(),
                 })
                 .await?;
-            // Read back: if another node stored a key at the same moment, all agree on the oldest.
+            // Read back: if another node stored a key at the same moment, all agree on the newest.
             stored = store.signing_keys().await?;
         }
         let mut keys = stored
@@ -131,10 +132,13 @@ impl KeyRing {
             .map(|key| SigningKey::from_pem(&key.private_pem))
             .collect::<anyhow::Result<Vec<_>>>()
             .context("a signing key in the database is unreadable")?;
-        let active = match pem_text {
-            Some(text) => SigningKey::from_pem(text)?,
-            None if !keys.is_empty() => keys.remove(0),
-            None => return Err(anyhow!("no signing key in the database")),
+        let active = match (pem_text, keys.pop()) {
+            (Some(text), newest) => {
+                keys.extend(newest);
+                SigningKey::from_pem(text)?
+            }
+            (None, Some(newest)) => newest,
+            (None, None) => return Err(anyhow!("no signing key in the database")),
         };
         Ok(KeyRing::new(active, keys))
     }
@@ -196,6 +200,84 @@ impl KeyRing {
                 ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
                 _ => JwtRejection::Malformed,
             })
+    }
+}
+
+/// Adds a fresh key to the database; every node signs with it once it reloads its keys.
+pub async fn rotate(store: &dyn Store) -> anyhow::Result<String> {
+    let fresh = SigningKey::generate()?;
+    store
+        .insert_signing_key(&StoredSigningKey {
+            kid: fresh.kid.clone(),
+            private_pem: fresh.to_pem(),
+            created: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    Ok(fresh.kid)
+}
+
+/// The key ring a node uses now, replaced whole when the keys change.
+pub struct Keys {
+    current: std::sync::RwLock<std::sync::Arc<KeyRing>>,
+    pem_text: Option<String>,
+    /// When the keys were last read, so an unknown `kid` triggers at most one read a second.
+    last_reload: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Keys {
+    pub async fn load(store: &dyn Store, pem_text: Option<&str>) -> anyhow::Result<Keys> {
+        let ring = KeyRing::load(store, pem_text).await?;
+        Ok(Keys {
+            current: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            pem_text: pem_text.map(str::to_owned),
+            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+        })
+    }
+
+    pub fn current(&self) -> std::sync::Arc<KeyRing> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the keys from the database again.
+    pub async fn reload(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let ring = std::sync::Arc::new(KeyRing::load(store, self.pem_text.as_deref()).await?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Verifies a token; a `kid` this node has not seen yet (a key another node just added)
+    /// prompts one reload before the token is refused.
+    pub async fn verify(
+        &self,
+        store: &dyn Store,
+        token: &str,
+        issuer: &str,
+    ) -> Result<AccessTokenClaims, JwtRejection> {
+        match self.current().verify(token, issuer) {
+            Err(JwtRejection::UnknownKid) if self.may_reload() => {
+                if let Err(err) = self.reload(store).await {
+                    tracing::warn!(error = %err, "could not reload signing keys");
+                }
+                self.current().verify(token, issuer)
+            }
+            other => other,
+        }
+    }
+
+    fn may_reload(&self) -> bool {
+        self.last_reload
+            .lock()
+            .map(|last| last.elapsed() >= std::time::Duration::from_secs(1))
+            .unwrap_or(false)
     }
 }
 

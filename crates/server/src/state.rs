@@ -1,9 +1,9 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
 use crate::cache::PatCache;
-use crate::keys::KeyRing;
+use crate::keys::Keys;
 use crate::ratelimit::{Limit, RateLimits};
-use patd_store::{DynStore, Store};
+use patd_store::{DynStore, Store, StoreEvent};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ pub struct Tenant {
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
-    pub keys: Arc<KeyRing>,
+    pub keys: Arc<Keys>,
     pub config: Arc<ServerConfig>,
     pub tenant: Arc<Tenant>,
     pub pats: Arc<PatCache>,
@@ -73,8 +73,8 @@ impl AppState {
         let tenant_id = store
             .setting_or_insert(TENANT_ID_SETTING, &uuid::Uuid::new_v4().to_string())
             .await?;
-        let keys = KeyRing::load(store.as_ref() as &dyn Store, signing_key_pem).await?;
-        Ok(AppState {
+        let keys = Keys::load(store.as_ref() as &dyn Store, signing_key_pem).await?;
+        let state = AppState {
             store,
             keys: Arc::new(keys),
             pats: Arc::new(PatCache::new(config.cache_lifetime)),
@@ -89,6 +89,30 @@ impl AppState {
                 org: "patd".to_owned(),
                 pod: "local".to_owned(),
             }),
-        })
+        };
+        state.follow_changes().await?;
+        Ok(state)
+    }
+
+    /// Applies other nodes' writes, as the database announces them, to this node's caches.
+    async fn follow_changes(&self) -> anyhow::Result<()> {
+        let Some(mut events) = self.store.subscribe().await? else {
+            return Ok(());
+        };
+        let state = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    StoreEvent::PatChanged(id) => state.pats.invalidate(&id),
+                    StoreEvent::Resync => state.pats.invalidate_all(),
+                    StoreEvent::KeysChanged => {
+                        if let Err(err) = state.keys.reload(state.store.as_ref()).await {
+                            tracing::warn!(error = %err, "could not reload signing keys");
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 }

@@ -1,6 +1,10 @@
 //! patd's storage: the `Store` trait the server talks to, and its backends. Owns all SQL, the
 //! migrations and the mapping of database errors to `StoreError`; decides no rights.
 
+/// The PostgreSQL backend.
+pub mod postgres;
+/// SQL and row decoding shared by the backends.
+mod sql;
 /// The SQLite backend.
 pub mod sqlite;
 
@@ -14,8 +18,21 @@ use patd_core::pat::{NewPat, PatRecord};
 use std::sync::Arc;
 use thiserror::Error;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// A change another node made, announced by the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A PAT was created, patched or deleted.
+    PatChanged(PatId),
+    /// A signing key was added.
+    KeysChanged,
+    /// Announcements may have been missed (the connection was lost): forget everything cached.
+    Resync,
+}
 
 /// What can go wrong in the store. Conflicts are named; everything else is `Backend`.
 #[derive(Debug, Error)]
@@ -32,7 +49,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
-    #[error("unsupported database URL '{0}': expected sqlite://PATH")]
+    #[error("unsupported database URL '{0}': expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -118,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
     /// Returns the stored value of `key`, storing `value` first if there is none.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Changes other processes make to the same database, for backends that announce them
+    /// (PostgreSQL's LISTEN/NOTIFY); `None` where every writer is this process.
+    async fn subscribe(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError>;
 }
 
 /// The store as the server holds it.
@@ -127,6 +148,8 @@ pub type DynStore = Arc<dyn Store>;
 pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -1,18 +1,15 @@
 //! The SQLite backend: WAL mode, migrations embedded in the binary, one file created on demand.
 
-use crate::{millis_comparison, OwnedPat, PatPage, PatQuery, Store, StoreError, StoredSigningKey};
+use crate::sql::{
+    exchange_record, identity_from_row, is_unique_violation, millis, owned_pat_from_row,
+    push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess, PAT_COLUMNS,
+};
+use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
-use patd_core::expiry::Expiry;
-use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
-use patd_core::listing::SortField;
-use patd_core::name::{IdentityName, PatName};
-use patd_core::pat::{NewPat, PatRecord, Validity};
-use patd_core::rights::{Level, Right, Rights};
-use patd_core::scope::Scope;
-use patd_core::secret::SecretDigest;
+use patd_core::pat::{NewPat, PatRecord};
 use sqlx::query::Query;
 use sqlx::sqlite::{
     Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
@@ -22,6 +19,7 @@ use sqlx::{QueryBuilder, Row};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -56,8 +54,49 @@ impl SqliteStore {
     }
 }
 
-const PAT_COLUMNS: &str = "p.id, p.owner_id, p.name, p.scope, p.access_token_validity, \
-     p.expiration_date, p.never_expires_acknowledged, p.managed, p.created, p.last_used";
+impl Dialect for Sqlite {
+    fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String) {
+        builder.push_bind(value);
+    }
+    fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64) {
+        builder.push_bind(value);
+    }
+    fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool) {
+        builder.push_bind(value);
+    }
+    fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str) {
+        builder.push("(instr(p.name, ");
+        builder.push_bind(value.to_owned());
+        builder.push(") > 0)");
+    }
+    fn push_starts_with(builder: &mut QueryBuilder<'_, Self>, value: &str) {
+        builder.push("(substr(p.name, 1, length(");
+        builder.push_bind(value.to_owned());
+        builder.push(")) = ");
+        builder.push_bind(value.to_owned());
+        builder.push(")");
+    }
+    // SQLite's default collation, BINARY, already compares bytes.
+    const NAME_ORDER: &'static str = "p.name";
+}
+
+impl RowAccess for SqliteRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -105,7 +144,8 @@ impl Store for SqliteStore {
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
         let pat = &new_pat.record;
-        // One statement, so the count and the insert cannot be split by another writer.
+        // One statement: SQLite runs one writer at a time, so the count and the insert cannot be
+        // split by another writer.
         let result = sqlx::query(
             "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
                  expiration_date, never_expires_acknowledged, managed, created, last_used) \
@@ -160,22 +200,8 @@ impl Store for SqliteStore {
              JOIN identities i ON i.id = p.owner_id"
         ));
         push_where(&mut select, query);
-        select.push(" ORDER BY ");
-        for sorter in &request.sorters {
-            let direction = if sorter.descending { "DESC" } else { "ASC" };
-            match sorter.field {
-                SortField::Name => select.push(format!("p.name {direction}, ")),
-                SortField::Created => select.push(format!("p.created {direction}, ")),
-                // A missing date sorts as later than any date.
-                SortField::LastUsed => select.push(format!(
-                    "(p.last_used IS NULL) {direction}, p.last_used {direction}, "
-                )),
-                SortField::ExpirationDate => select.push(format!(
-                    "(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, "
-                )),
-            };
-        }
-        select.push("p.id ASC LIMIT ");
+        push_order(&mut select, query);
+        select.push(" LIMIT ");
         select.push_bind(i64::from(request.limit));
         select.push(" OFFSET ");
         select.push_bind(i64::try_from(request.offset).unwrap_or(i64::MAX));
@@ -222,8 +248,7 @@ impl Store for SqliteStore {
     async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
         for pat in pats {
-            let result = update_statement(pat).execute(&mut *transaction).await;
-            match result {
+            match update_statement(pat).execute(&mut *transaction).await {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
                 Err(err) => return Err(err.into()),
                 Ok(done) if done.rows_affected() == 0 => return Err(StoreError::NotFound),
@@ -235,8 +260,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError> {
-        let result = update_statement(pat).execute(&self.pool).await;
-        match result {
+        match update_statement(pat).execute(&self.pool).await {
             Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
             Err(err) => Err(err.into()),
             Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
@@ -265,12 +289,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let pat = pat_from_row(&row)?;
-        let digest_bytes: Vec<u8> = row.try_get("secret_digest")?;
-        let digest = SecretDigest::from_bytes(&digest_bytes)
-            .ok_or_else(|| corrupt("secret_digest", "not 32 bytes"))?;
-        let owner = identity_from_row(&row, "owner_")?;
-        Ok(Some(ExchangeRecord { pat, digest, owner }))
+        exchange_record(&row).map(Some)
     }
 
     async fn record_last_used(
@@ -295,13 +314,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                Ok(StoredSigningKey {
-                    kid: row.try_get("kid")?,
-                    private_pem: row.try_get("private_pem")?,
-                    created: from_millis(row.try_get("created")?, "created")?,
-                })
-            })
+            .map(signing_key_from_row)
             .collect()
     }
 
@@ -330,6 +343,11 @@ impl Store for SqliteStore {
             .await?;
         Ok(row.try_get("value")?)
     }
+
+    async fn subscribe(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError> {
+        // One SQLite file serves one process: every write is seen by the node that made it.
+        Ok(None)
+    }
 }
 
 fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
@@ -342,183 +360,4 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
     .bind(pat.expiry.date().map(millis))
     .bind(pat.never_expires_acknowledged)
     .bind(pat.id.as_str())
-}
-
-/// The `WHERE` clause of a list: visibility, then the client's filter. Every value is bound.
-fn push_where(builder: &mut QueryBuilder<'_, Sqlite>, query: &PatQuery) {
-    builder.push(" WHERE 1 = 1");
-    if let Some(owner) = &query.owner {
-        builder.push(" AND p.owner_id = ");
-        builder.push_bind(owner.as_str().to_owned());
-    }
-    if !query.include_managed {
-        builder.push(" AND p.managed = 0");
-    }
-    if let Some(filter) = &query.request.filter {
-        builder.push(" AND ");
-        push_filter(builder, filter);
-    }
-}
-
-fn time_column(field: TimeField) -> &'static str {
-    match field {
-        TimeField::Created => "p.created",
-        TimeField::LastUsed => "p.last_used",
-        TimeField::ExpirationDate => "p.expiration_date",
-    }
-}
-
-/// Every comparison is two-valued (a missing date compares false, never NULL), so `not` is the
-/// exact complement.
-fn push_filter(builder: &mut QueryBuilder<'_, Sqlite>, filter: &Filter) {
-    match filter {
-        Filter::And(left, right) | Filter::Or(left, right) => {
-            let joiner = if matches!(filter, Filter::And(..)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            builder.push("(");
-            push_filter(builder, left);
-            builder.push(joiner);
-            push_filter(builder, right);
-            builder.push(")");
-        }
-        Filter::Not(inner) => {
-            builder.push("(NOT ");
-            push_filter(builder, inner);
-            builder.push(")");
-        }
-        Filter::Compare(Comparison::Time { field, op, value }) => {
-            let column = time_column(*field);
-            let (sql_op, bound) = millis_comparison(*op, *value);
-            builder.push(format!("({column} IS NOT NULL AND {column} {sql_op} "));
-            builder.push_bind(bound);
-            builder.push(")");
-        }
-        Filter::Compare(Comparison::Presence { field, present }) => {
-            let test = if *present { "IS NOT NULL" } else { "IS NULL" };
-            builder.push(format!("({} {test})", time_column(*field)));
-        }
-        Filter::Compare(Comparison::Name(NameMatch::Eq(value))) => {
-            builder.push("(p.name = ");
-            builder.push_bind(value.clone());
-            builder.push(")");
-        }
-        Filter::Compare(Comparison::Name(NameMatch::Contains(value))) => {
-            builder.push("(instr(p.name, ");
-            builder.push_bind(value.clone());
-            builder.push(") > 0)");
-        }
-        Filter::Compare(Comparison::Name(NameMatch::StartsWith(value))) => {
-            builder.push("(substr(p.name, 1, length(");
-            builder.push_bind(value.clone());
-            builder.push(")) = ");
-            builder.push_bind(value.clone());
-            builder.push(")");
-        }
-        Filter::Compare(Comparison::Name(NameMatch::In(values))) => {
-            builder.push("(p.name IN (");
-            let mut separated = builder.separated(", ");
-            for value in values {
-                separated.push_bind(value.clone());
-            }
-            builder.push("))");
-        }
-        Filter::Compare(Comparison::Managed(value)) => {
-            builder.push("(p.managed = ");
-            builder.push_bind(*value);
-            builder.push(")");
-        }
-    }
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn millis(at: OffsetDateTime) -> i64 {
-    // Milliseconds since the epoch fit an i64 for every date `time` can hold.
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn from_millis(value: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000_000)
-        .map_err(|err| corrupt(column, err))
-}
-
-fn to_json(items: &[String]) -> String {
-    serde_json::Value::from(items.to_vec()).to_string()
-}
-
-fn from_json(raw: &str, column: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(raw).map_err(|err| corrupt(column, err))
-}
-
-fn corrupt(column: &str, err: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{column}: {err}"))
-}
-
-fn pat_from_row(row: &SqliteRow) -> Result<PatRecord, StoreError> {
-    let id: String = row.try_get("id")?;
-    let owner_id: String = row.try_get("owner_id")?;
-    let name: String = row.try_get("name")?;
-    let scope: String = row.try_get("scope")?;
-    let validity: i64 = row.try_get("access_token_validity")?;
-    let expiration: Option<i64> = row.try_get("expiration_date")?;
-    let last_used: Option<i64> = row.try_get("last_used")?;
-    Ok(PatRecord {
-        id: PatId::parse(&id).ok_or_else(|| corrupt("id", &id))?,
-        owner_id: IdentityId::parse(&owner_id).ok_or_else(|| corrupt("owner_id", &owner_id))?,
-        name: PatName::parse(&name).map_err(|err| corrupt("name", err))?,
-        scope: Scope::parse(Some(from_json(&scope, "scope")?))
-            .map_err(|err| corrupt("scope", err))?,
-        validity: Validity::parse(Some(validity))
-            .map_err(|err| corrupt("access_token_validity", err))?,
-        expiry: Expiry::from_date(
-            expiration
-                .map(|value| from_millis(value, "expiration_date"))
-                .transpose()?,
-        ),
-        never_expires_acknowledged: row.try_get("never_expires_acknowledged")?,
-        managed: row.try_get("managed")?,
-        created: from_millis(row.try_get("created")?, "created")?,
-        last_used: last_used
-            .map(|value| from_millis(value, "last_used"))
-            .transpose()?,
-    })
-}
-
-fn owned_pat_from_row(row: &SqliteRow) -> Result<OwnedPat, StoreError> {
-    Ok(OwnedPat {
-        pat: pat_from_row(row)?,
-        owner_name: row.try_get("owner_name")?,
-    })
-}
-
-/// Reads an identity from columns named `{prefix}id`, `{prefix}name`, … ; the exchange query
-/// prefixes them with `owner_` and takes the id from the PAT.
-fn identity_from_row(row: &SqliteRow, prefix: &str) -> Result<Identity, StoreError> {
-    let id: String = if prefix.is_empty() {
-        row.try_get("id")?
-    } else {
-        row.try_get("owner_id")?
-    };
-    let name: String = row.try_get(format!("{prefix}name").as_str())?;
-    let levels: String = row.try_get(format!("{prefix}levels").as_str())?;
-    let extra: String = row.try_get(format!("{prefix}extra_rights").as_str())?;
-    Ok(Identity {
-        id: IdentityId::parse(&id).ok_or_else(|| corrupt("identity id", &id))?,
-        name: IdentityName::parse(&name).map_err(|err| corrupt("identity name", err))?,
-        levels: from_json(&levels, "levels")?
-            .iter()
-            .map(|level| Level::parse(level))
-            .collect::<Result<_, _>>()
-            .map_err(|err| corrupt("levels", err))?,
-        extra_rights: from_json(&extra, "extra_rights")?
-            .iter()
-            .map(|right| Right::parse_known(right))
-            .collect::<Result<Rights, _>>()
-            .map_err(|err| corrupt("extra_rights", err))?,
-    })
 }

@@ -105,8 +105,9 @@ impl Drop for ServerProcess {
     }
 }
 
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("patd.db").display())
+/// The test's database: a SQLite file in `dir`, or a fresh schema on the PostgreSQL run.
+async fn database_url(dir: &Path) -> String {
+    crate::helpers::fresh_database_url(dir).await
 }
 
 fn run_json(args: &[&str]) -> Value {
@@ -148,7 +149,7 @@ async fn exchange(base: &str, id: &str, secret: &str) -> reqwest::Response {
 #[tokio::test]
 async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_url(dir.path());
+    let db = database_url(dir.path()).await;
     let user = run_json(&["identity", "create", "--name", "alice", "--database", &db]);
     assert_eq!(user["name"], "alice");
     assert_eq!(user["type"], "IDENTITY");
@@ -341,7 +342,7 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
 #[tokio::test]
 async fn the_signing_key_is_kept_across_restarts_and_a_pem_overrides_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_url(dir.path());
+    let db = database_url(dir.path()).await;
     let first = ServerProcess::start(&db, &[], "info");
     let (id, secret) = first
         .bootstrap()
@@ -517,7 +518,7 @@ fn one_line_error(output: &std::process::Output) -> String {
 #[tokio::test]
 async fn pat_commands_work_against_a_server_and_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_url(dir.path());
+    let db = database_url(dir.path()).await;
     let server = ServerProcess::start(&db, &["--rate-limit", "12/60"], "info");
     let (id, secret) = server.bootstrap().unwrap();
     let base = server.base.clone();

@@ -4,10 +4,10 @@ use patd_proto::{CreatePersonalAccessTokenResponse, IdentityView};
 use patd_server::admin::{self, TokenOptions};
 use patd_server::ratelimit::Limit;
 use patd_server::{AppState, ServerConfig};
-use patd_store::{DynStore, SqliteStore};
+use patd_store::DynStore;
 use reqwest::{Client, Response};
 use serde_json::Value;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use tempfile::TempDir;
 
 pub use patd_core::expiry::AdminExpiry;
@@ -54,6 +54,42 @@ fn init_logging() {
     });
 }
 
+/// The PostgreSQL server for tests, when `.ci/run` (or you) set `PATD_TEST_POSTGRES_URL`.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("PATD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether this run of the suite is on PostgreSQL (`PATD_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("PATD_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// A fresh, empty database for one test: a SQLite file in `dir`, or on the PostgreSQL run a new
+/// schema in the run's database (`.ci/run` drops the whole database afterwards).
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    if on_postgres() {
+        let base = postgres_url().expect("PATD_TEST_BACKEND=postgres needs PATD_TEST_POSTGRES_URL");
+        fresh_postgres_schema(&base).await
+    } else {
+        format!("sqlite://{}", dir.join("patd.db").display())
+    }
+}
+
+/// A new schema in the database at `base`, and a URL whose connections use it.
+pub async fn fresh_postgres_schema(base: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("t_{}", patd_core::ids::random_hex_id(&mut rand::rng()));
+    let mut connection = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -69,9 +105,8 @@ pub async fn spawn_app_wrapped(
 ) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("patd.db");
-    let url = format!("sqlite://{}", db_path.display());
-    let store: DynStore = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let url = fresh_database_url(dir.path()).await;
+    let store: DynStore = patd_store::connect(&url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = ServerConfig::new(base.clone());

@@ -8,7 +8,9 @@ use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
-use patd_store::{DynStore, OwnedPat, PatPage, PatQuery, Store, StoreError, StoredSigningKey};
+use patd_store::{
+    DynStore, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -84,6 +86,11 @@ impl Store for CountingStore {
     }
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.inner.setting_or_insert(key, value).await
+    }
+    async fn subscribe(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<StoreEvent>>, StoreError> {
+        self.inner.subscribe().await
     }
 }
 

@@ -92,7 +92,7 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     }
     let jti = uuid::Uuid::new_v4().to_string();
     let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, jti.clone());
-    let access_token = state.keys.mint(&claims)?;
+    let access_token = state.keys.current().mint(&claims)?;
     let body = TokenResponse {
         access_token,
         token_type: "bearer".to_owned(),
@@ -185,5 +185,5 @@ async fn info(State(state): State<AppState>) -> Json<OAuthInfo> {
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(state.keys.jwks().clone())
+    Json(state.keys.current().jwks().clone())
 }

@@ -1,0 +1,257 @@
+//! SQL shared by the backends: the list query's `WHERE` and `ORDER BY` built from the typed
+//! filter (every value bound, never pasted), and rows turned back into domain values. The few
+//! places where SQLite and PostgreSQL differ go through [`Dialect`] and [`RowAccess`].
+
+use crate::{millis_comparison, OwnedPat, PatQuery, StoreError, StoredSigningKey};
+use patd_core::exchange::ExchangeRecord;
+use patd_core::expiry::Expiry;
+use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
+use patd_core::identity::Identity;
+use patd_core::ids::{IdentityId, PatId};
+use patd_core::listing::SortField;
+use patd_core::name::{IdentityName, PatName};
+use patd_core::pat::{PatRecord, Validity};
+use patd_core::rights::{Level, Right, Rights};
+use patd_core::scope::Scope;
+use patd_core::secret::SecretDigest;
+use sqlx::{Database, QueryBuilder};
+use time::OffsetDateTime;
+
+/// The columns of a PAT, from `pats p`.
+pub(crate) const PAT_COLUMNS: &str = "p.id, p.owner_id, p.name, p.scope, p.access_token_validity, \
+     p.expiration_date, p.never_expires_acknowledged, p.managed, p.created, p.last_used";
+
+/// What differs between the SQL of two backends.
+pub(crate) trait Dialect: Database {
+    fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String);
+    fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64);
+    fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool);
+    /// `name` contains `value`, case-sensitively.
+    fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str);
+    /// `name` starts with `value`, case-sensitively.
+    fn push_starts_with(builder: &mut QueryBuilder<'_, Self>, value: &str);
+    /// `p.name` in an ORDER BY, compared byte-wise on every backend.
+    const NAME_ORDER: &'static str;
+}
+
+/// The `WHERE` clause of a list: visibility, then the client's filter.
+pub(crate) fn push_where<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, query: &PatQuery) {
+    builder.push(" WHERE 1 = 1");
+    if let Some(owner) = &query.owner {
+        builder.push(" AND p.owner_id = ");
+        DB::bind_text(builder, owner.as_str().to_owned());
+    }
+    if !query.include_managed {
+        builder.push(" AND p.managed = ");
+        DB::bind_bool(builder, false);
+    }
+    if let Some(filter) = &query.request.filter {
+        builder.push(" AND ");
+        push_filter(builder, filter);
+    }
+}
+
+/// The `ORDER BY` of a list: the sorters, then `id` so that the order is total and pages never
+/// overlap. A missing date sorts as later than any date.
+pub(crate) fn push_order<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, query: &PatQuery) {
+    builder.push(" ORDER BY ");
+    for sorter in &query.request.sorters {
+        let direction = if sorter.descending { "DESC" } else { "ASC" };
+        match sorter.field {
+            SortField::Name => builder.push(format!("{} {direction}, ", DB::NAME_ORDER)),
+            SortField::Created => builder.push(format!("p.created {direction}, ")),
+            SortField::LastUsed => builder.push(format!(
+                "(p.last_used IS NULL) {direction}, p.last_used {direction}, "
+            )),
+            SortField::ExpirationDate => builder.push(format!(
+                "(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, "
+            )),
+        };
+    }
+    builder.push("p.id ASC");
+}
+
+fn time_column(field: TimeField) -> &'static str {
+    match field {
+        TimeField::Created => "p.created",
+        TimeField::LastUsed => "p.last_used",
+        TimeField::ExpirationDate => "p.expiration_date",
+    }
+}
+
+/// Every comparison is two-valued (a missing date compares false, never NULL), so `not` is the
+/// exact complement.
+fn push_filter<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, filter: &Filter) {
+    match filter {
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            let joiner = if matches!(filter, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            builder.push("(");
+            push_filter(builder, left);
+            builder.push(joiner);
+            push_filter(builder, right);
+            builder.push(")");
+        }
+        Filter::Not(inner) => {
+            builder.push("(NOT ");
+            push_filter(builder, inner);
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Time { field, op, value }) => {
+            let column = time_column(*field);
+            let (sql_op, bound) = millis_comparison(*op, *value);
+            builder.push(format!("({column} IS NOT NULL AND {column} {sql_op} "));
+            DB::bind_int(builder, bound);
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Presence { field, present }) => {
+            let test = if *present { "IS NOT NULL" } else { "IS NULL" };
+            builder.push(format!("({} {test})", time_column(*field)));
+        }
+        Filter::Compare(Comparison::Name(NameMatch::Eq(value))) => {
+            builder.push("(p.name = ");
+            DB::bind_text(builder, value.clone());
+            builder.push(")");
+        }
+        Filter::Compare(Comparison::Name(NameMatch::Contains(value))) => {
+            DB::push_contains(builder, value)
+        }
+        Filter::Compare(Comparison::Name(NameMatch::StartsWith(value))) => {
+            DB::push_starts_with(builder, value)
+        }
+        Filter::Compare(Comparison::Name(NameMatch::In(values))) => {
+            builder.push("(p.name IN (");
+            for (index, value) in values.iter().enumerate() {
+                if index > 0 {
+                    builder.push(", ");
+                }
+                DB::bind_text(builder, value.clone());
+            }
+            builder.push("))");
+        }
+        Filter::Compare(Comparison::Managed(value)) => {
+            builder.push("(p.managed = ");
+            DB::bind_bool(builder, *value);
+            builder.push(")");
+        }
+    }
+}
+
+/// Typed column reads, implemented by each backend's row type.
+pub(crate) trait RowAccess {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn boolean(&self, column: &str) -> Result<bool, StoreError>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn millis(at: OffsetDateTime) -> i64 {
+    // Milliseconds since the epoch fit an i64 for every date `time` can hold.
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_millis(value: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000_000)
+        .map_err(|err| corrupt(column, err))
+}
+
+pub(crate) fn to_json(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+fn from_json(raw: &str, column: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(raw).map_err(|err| corrupt(column, err))
+}
+
+pub(crate) fn corrupt(column: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{column}: {err}"))
+}
+
+pub(crate) fn pat_from_row(row: &impl RowAccess) -> Result<PatRecord, StoreError> {
+    let id = row.text("id")?;
+    let owner_id = row.text("owner_id")?;
+    let name = row.text("name")?;
+    let scope = row.text("scope")?;
+    Ok(PatRecord {
+        id: PatId::parse(&id).ok_or_else(|| corrupt("id", &id))?,
+        owner_id: IdentityId::parse(&owner_id).ok_or_else(|| corrupt("owner_id", &owner_id))?,
+        name: PatName::parse(&name).map_err(|err| corrupt("name", err))?,
+        scope: Scope::parse(Some(from_json(&scope, "scope")?))
+            .map_err(|err| corrupt("scope", err))?,
+        validity: Validity::parse(Some(row.int("access_token_validity")?))
+            .map_err(|err| corrupt("access_token_validity", err))?,
+        expiry: Expiry::from_date(
+            row.opt_int("expiration_date")?
+                .map(|value| from_millis(value, "expiration_date"))
+                .transpose()?,
+        ),
+        never_expires_acknowledged: row.boolean("never_expires_acknowledged")?,
+        managed: row.boolean("managed")?,
+        created: from_millis(row.int("created")?, "created")?,
+        last_used: row
+            .opt_int("last_used")?
+            .map(|value| from_millis(value, "last_used"))
+            .transpose()?,
+    })
+}
+
+pub(crate) fn owned_pat_from_row(row: &impl RowAccess) -> Result<OwnedPat, StoreError> {
+    Ok(OwnedPat {
+        pat: pat_from_row(row)?,
+        owner_name: row.text("owner_name")?,
+    })
+}
+
+/// Reads an identity from `{prefix}id`-style columns; the exchange query prefixes them with
+/// `owner_` and takes the id from the PAT's `owner_id`.
+pub(crate) fn identity_from_row(
+    row: &impl RowAccess,
+    prefix: &str,
+) -> Result<Identity, StoreError> {
+    let id = if prefix.is_empty() {
+        row.text("id")?
+    } else {
+        row.text("owner_id")?
+    };
+    let name = row.text(&format!("{prefix}name"))?;
+    let levels = row.text(&format!("{prefix}levels"))?;
+    let extra = row.text(&format!("{prefix}extra_rights"))?;
+    Ok(Identity {
+        id: IdentityId::parse(&id).ok_or_else(|| corrupt("identity id", &id))?,
+        name: IdentityName::parse(&name).map_err(|err| corrupt("identity name", err))?,
+        levels: from_json(&levels, "levels")?
+            .iter()
+            .map(|level| Level::parse(level))
+            .collect::<Result<_, _>>()
+            .map_err(|err| corrupt("levels", err))?,
+        extra_rights: from_json(&extra, "extra_rights")?
+            .iter()
+            .map(|right| Right::parse_known(right))
+            .collect::<Result<Rights, _>>()
+            .map_err(|err| corrupt("extra_rights", err))?,
+    })
+}
+
+pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, StoreError> {
+    let pat = pat_from_row(row)?;
+    let digest = SecretDigest::from_bytes(&row.bytes("secret_digest")?)
+        .ok_or_else(|| corrupt("secret_digest", "not 32 bytes"))?;
+    let owner = identity_from_row(row, "owner_")?;
+    Ok(ExchangeRecord { pat, digest, owner })
+}
+
+pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        kid: row.text("kid")?,
+        private_pem: row.text("private_pem")?,
+        created: from_millis(row.int("created")?, "created")?,
+    })
+}
