@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// `N/SECONDS` per client_id and API version, or `off`.
     #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = Limit::parse)]
     pub rate_limit: Limit,
+    /// Keep the per-client rate limit in this Redis, shared by every node (e.g. redis://127.0.0.1:6379).
+    #[arg(long, env = "PATD_RATE_LIMIT_REDIS")]
+    pub rate_limit_redis: Option<String>,
     /// Failed token exchanges per client IP, `N/SECONDS` or `off`; past it the IP gets 429.
     #[arg(long, env = "PATD_EXCHANGE_FAILURE_LIMIT", default_value = "10/60", value_parser = Limit::parse)]
     pub exchange_failure_limit: Limit,

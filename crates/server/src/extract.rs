@@ -49,6 +49,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state
             .limits
             .check_request(&claims.client_id, api_version(parts.uri.path()))
+            .await
             .map_err(ApiError::RateLimited)?;
         let rights = Rights::from_names(claims.rights.iter().map(String::as_str));
         Ok(Authenticated(Caller {

@@ -1,5 +1,6 @@
 //! Rate limits (CONTRACT §4): requests per client_id and API version, and failed token exchanges
-//! per client IP, both with governor's GCRA limiter.
+//! per client IP, both with governor's GCRA limiter in this process; or, for the per-client limit
+//! shared by many nodes, the same GCRA algorithm run atomically inside Redis.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -55,8 +56,81 @@ pub struct RetryAfter(pub u64);
 
 type Key = (String, &'static str);
 
+/// GCRA in one Lua script (the algorithm of go-redis/redis_rate and redis-cell): the key holds
+/// the theoretical arrival time of the next request; the script answers `{allowed, retry_after}`.
+const GCRA_SCRIPT: &str = r#"
+local burst = tonumber(ARGV[1])
+local emission_interval = tonumber(ARGV[2])
+local now_parts = redis.call("TIME")
+local now = (now_parts[1] - 1700000000) + now_parts[2] / 1000000
+local tat = tonumber(redis.call("GET", KEYS[1])) or now
+tat = math.max(tat, now)
+local new_tat = tat + emission_interval
+local allow_at = new_tat - burst * emission_interval
+if now < allow_at then
+  return {0, tostring(allow_at - now)}
+end
+redis.call("SET", KEYS[1], tostring(new_tat), "PX", math.ceil((new_tat - now) * 1000) + 1000)
+return {1, "0"}
+"#;
+
+/// The per-client limit kept in Redis, shared by every node that points at it.
+pub struct SharedLimit {
+    connection: redis::aio::ConnectionManager,
+    script: redis::Script,
+    prefix: String,
+    burst: u32,
+    emission_interval: f64,
+}
+
+impl SharedLimit {
+    /// Connects to Redis; keys are namespaced by `prefix` (the tenant).
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        limit: Limit,
+    ) -> anyhow::Result<Option<SharedLimit>> {
+        let Limit::PerWindow { requests, seconds } = limit else {
+            return Ok(None);
+        };
+        let client = redis::Client::open(url)?;
+        let connection = redis::aio::ConnectionManager::new(client).await?;
+        Ok(Some(SharedLimit {
+            connection,
+            script: redis::Script::new(GCRA_SCRIPT),
+            prefix: format!("patd:ratelimit:{prefix}"),
+            burst: requests,
+            emission_interval: f64::from(seconds) / f64::from(requests),
+        }))
+    }
+
+    async fn check(&self, client_id: &str, version: &str) -> Result<(), RetryAfter> {
+        let mut connection = self.connection.clone();
+        let key = format!("{}:{version}:{client_id}", self.prefix);
+        let answer: redis::RedisResult<(i64, String)> = self
+            .script
+            .key(key)
+            .arg(self.burst)
+            .arg(self.emission_interval)
+            .invoke_async(&mut connection)
+            .await;
+        match answer {
+            Ok((1, _)) => Ok(()),
+            Ok((_, wait)) => Err(retry_after(Duration::from_secs_f64(
+                wait.parse().unwrap_or(1.0),
+            ))),
+            Err(err) => {
+                // Losing the limiter must not take the API down with it: let the request through.
+                tracing::warn!(error = %err, "the shared rate limit is unreachable; not limiting");
+                Ok(())
+            }
+        }
+    }
+}
+
 pub struct RateLimits {
     api: Option<DefaultKeyedRateLimiter<Key>>,
+    shared: Option<SharedLimit>,
     failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// IPs that used up their failures, and until when they are refused.
     blocked: Cache<IpAddr, Instant>,
@@ -70,6 +144,7 @@ impl RateLimits {
     pub fn new(api: Limit, exchange_failures: Limit) -> RateLimits {
         RateLimits {
             api: api.quota().map(RateLimiter::keyed),
+            shared: None,
             failures: exchange_failures.quota().map(RateLimiter::keyed),
             blocked: Cache::builder()
                 .max_capacity(100_000)
@@ -79,8 +154,24 @@ impl RateLimits {
         }
     }
 
+    /// Keeps the per-client limit in Redis instead of in this process.
+    pub fn with_shared(mut self, shared: Option<SharedLimit>) -> RateLimits {
+        if shared.is_some() {
+            self.api = None;
+        }
+        self.shared = shared;
+        self
+    }
+
     /// Counts one request of `client_id` on `version`.
-    pub fn check_request(&self, client_id: &str, version: &'static str) -> Result<(), RetryAfter> {
+    pub async fn check_request(
+        &self,
+        client_id: &str,
+        version: &'static str,
+    ) -> Result<(), RetryAfter> {
+        if let Some(shared) = &self.shared {
+            return shared.check(client_id, version).await;
+        }
         let Some(limiter) = &self.api else {
             return Ok(());
         };
@@ -172,6 +263,9 @@ mod tests {
         assert_eq!(limits.record_failure(ip), Ok(()));
         assert!(limits.record_failure(ip).is_err());
         assert!(limits.check_blocked(ip).is_err());
-        assert_eq!(limits.check_request("any", "v3"), Ok(()), "off means off");
+        assert!(
+            limits.api.is_none() && limits.shared.is_none(),
+            "off means off"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::cache::PatCache;
 use crate::keys::Keys;
-use crate::ratelimit::{Limit, RateLimits};
+use crate::ratelimit::{Limit, RateLimits, SharedLimit};
 use patd_store::{DynStore, Store, StoreEvent};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub exchange_failure_limit: Limit,
     /// How long a cached PAT is trusted without a write seen by this node.
     pub cache_lifetime: Duration,
+    /// A Redis URL: keep the per-client rate limit there, shared by every node.
+    pub rate_limit_redis: Option<String>,
 }
 
 impl ServerConfig {
@@ -37,6 +39,7 @@ impl ServerConfig {
                 seconds: 60,
             },
             cache_lifetime: Duration::from_secs(60),
+            rate_limit_redis: None,
         }
     }
 }
@@ -74,14 +77,18 @@ impl AppState {
             .setting_or_insert(TENANT_ID_SETTING, &uuid::Uuid::new_v4().to_string())
             .await?;
         let keys = Keys::load(store.as_ref() as &dyn Store, signing_key_pem).await?;
+        let shared = match &config.rate_limit_redis {
+            Some(url) => SharedLimit::connect(url, &tenant_id, config.rate_limit).await?,
+            None => None,
+        };
         let state = AppState {
             store,
             keys: Arc::new(keys),
             pats: Arc::new(PatCache::new(config.cache_lifetime)),
-            limits: Arc::new(RateLimits::new(
-                config.rate_limit,
-                config.exchange_failure_limit,
-            )),
+            limits: Arc::new(
+                RateLimits::new(config.rate_limit, config.exchange_failure_limit)
+                    .with_shared(shared),
+            ),
             config: Arc::new(config),
             tenant: Arc::new(Tenant {
                 id: tenant_id,

@@ -103,10 +103,29 @@ pub async fn spawn_app_wrapped(
     adjust: impl FnOnce(&mut ServerConfig),
     wrap: impl FnOnce(DynStore) -> DynStore,
 ) -> TestApp {
-    init_logging();
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
-    let store: DynStore = patd_store::connect(&url).await.unwrap();
+    spawn_app_full(dir, &url, adjust, wrap).await
+}
+
+/// A node on the database at `url` (for tests that run several nodes on one database).
+pub async fn spawn_app_on(url: &str) -> TestApp {
+    spawn_app_full_on(url, |_| {}).await
+}
+
+/// As `spawn_app_on`, with the configuration adjusted.
+pub async fn spawn_app_full_on(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_app_full(tempfile::tempdir().unwrap(), url, adjust, |store| store).await
+}
+
+async fn spawn_app_full(
+    dir: TempDir,
+    url: &str,
+    adjust: impl FnOnce(&mut ServerConfig),
+    wrap: impl FnOnce(DynStore) -> DynStore,
+) -> TestApp {
+    init_logging();
+    let store: DynStore = patd_store::connect(url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = ServerConfig::new(base.clone());

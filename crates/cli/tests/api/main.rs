@@ -11,6 +11,8 @@ mod cli;
 mod client;
 /// Concurrent writers.
 mod concurrency;
+/// Crash safety under SIGKILL.
+mod crash;
 /// Error bodies for unknown routes, bad methods and framework rejections.
 mod errors;
 /// `POST /oauth/token` and bearer-token checks.
@@ -21,6 +23,8 @@ mod filters;
 mod helpers;
 /// The `lastUsed` write rule.
 mod lastused;
+/// Many nodes on one PostgreSQL.
+mod nodes;
 /// The OpenAPI document against the router.
 mod openapi;
 /// Paging and sorting.

@@ -71,6 +71,7 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     state
         .limits
         .check_request(pat_id.as_str(), "oauth")
+        .await
         .map_err(ApiError::RateLimited)?;
     let now = OffsetDateTime::now_utc();
     let record = state.pats.get(state.store.as_ref(), &pat_id).await?;

@@ -1,0 +1,287 @@
+//! Many nodes on one PostgreSQL: shared keys, and every node honouring another's writes within a
+//! second. Skipped, saying so, without `PATD_TEST_POSTGRES_URL`.
+
+use crate::helpers::*;
+use patd_server::ratelimit::Limit;
+use patd_server::{AppState, ServerConfig};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// A second node on the same database as `app`.
+async fn second_node(
+    database_url: &str,
+    adjust: impl FnOnce(&mut ServerConfig),
+) -> (String, reqwest::Client) {
+    let store = patd_store::connect(database_url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(base.clone());
+    config.rate_limit = Limit::Off;
+    config.exchange_failure_limit = Limit::Off;
+    adjust(&mut config);
+    let state = AppState::prepare(store, config, None).await.unwrap();
+    tokio::spawn(patd_server::serve(
+        listener,
+        patd_server::router(state),
+        std::future::pending(),
+    ));
+    (base, reqwest::Client::new())
+}
+
+fn skip() -> Option<String> {
+    match postgres_url() {
+        Some(url) => Some(url),
+        None => {
+            eprintln!(
+                "skipped: PATD_TEST_POSTGRES_URL is not set, so the many-node tests did not run"
+            );
+            None
+        }
+    }
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_delete_on_one_node_is_honoured_by_another_within_a_second() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    // The same iss on both nodes, as behind one load balancer.
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+
+    let created = a
+        .create_ok(&a.admin_token, CLASSIC, json!({"name": "shared"}))
+        .await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+    );
+    // B mints a token and caches the PAT.
+    let body: Value = exchange(&client, &b, id, secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token_from_b = body["access_token"].as_str().unwrap().to_owned();
+    let token_from_a = a.exchange(id, secret).await;
+    for token in [&token_from_a, &token_from_b] {
+        let response = client
+            .get(format!("{b}{CLASSIC}?owner-id=me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    assert_eq!(a.delete(&a.admin_token, CLASSIC, id).await.status(), 204);
+    let deleted_at = Instant::now();
+    loop {
+        let exchange_refused = exchange(&client, &b, id, secret).await.status() == 401;
+        let mut tokens_refused = true;
+        for token in [&token_from_a, &token_from_b] {
+            let response = client
+                .get(format!("{b}{CLASSIC}?owner-id=me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            tokens_refused &= response.status() == 401;
+        }
+        if exchange_refused && tokens_refused {
+            break;
+        }
+        assert!(
+            deleted_at.elapsed() < Duration::from_secs(1),
+            "node B still honours the deleted PAT"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "node B refused the deleted PAT after {:?}",
+        deleted_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_patch_on_one_node_is_seen_by_another() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let (b, client) = second_node(&url, |_| {}).await;
+    let created = a
+        .create_ok(&a.admin_token, CLASSIC, json!({"name": "scoped"}))
+        .await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+    );
+    assert_eq!(exchange(&client, &b, id, secret).await.status(), 200);
+    let patch = json!([{"op": "replace", "path": "/scope", "value": ["sp:scopes:default"]}]);
+    assert_eq!(
+        a.patch(&a.admin_token, CLASSIC, id, patch).await.status(),
+        200
+    );
+    let started = Instant::now();
+    loop {
+        let body: Value = exchange(&client, &b, id, secret)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if body["scope"] == "sp:scopes:default" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "node B mints with the old scope"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_share_keys_and_a_rotation_is_seen_by_all() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+    let jwks = |base: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        jwks(a.base.clone()).await,
+        jwks(b.clone()).await,
+        "one key, generated once"
+    );
+    // A token from A works on B.
+    let response = client
+        .get(format!("{b}{CLASSIC}"))
+        .bearer_auth(&a.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let store = patd_store::connect(&url).await.unwrap();
+    let kid = patd_server::keys::rotate(store.as_ref()).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let (on_a, on_b) = (jwks(a.base.clone()).await, jwks(b.clone()).await);
+        let signs_with = |set: &Value| set["keys"][0]["kid"] == kid.as_str();
+        if signs_with(&on_a) && signs_with(&on_b) {
+            assert_eq!(
+                on_a["keys"].as_array().unwrap().len(),
+                2,
+                "the old key still verifies"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the rotation was not seen by both nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // New tokens carry the new kid and verify on both nodes; old ones still verify.
+    let fresh = a.exchange(&a.bootstrap.id, &a.bootstrap.secret).await;
+    for base in [a.base.clone(), b.clone()] {
+        for token in [&fresh, &a.admin_token] {
+            let response = client
+                .get(format!("{base}{CLASSIC}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{base}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_limit_shared_through_redis_holds_across_two_nodes() {
+    let Some(redis_url) = std::env::var("PATD_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!("skipped: PATD_TEST_REDIS_URL is not set, so the shared rate limit did not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let shared = |config: &mut ServerConfig| {
+        config.rate_limit = Limit::PerWindow {
+            requests: 6,
+            seconds: 60,
+        };
+        config.rate_limit_redis = Some(redis_url.clone());
+    };
+    let a = spawn_app_full_on(&url, shared).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| {
+        shared(config);
+        config.public_url = public_url;
+    })
+    .await;
+    // Six requests in all, alternating nodes, use up the budget; the seventh is refused by
+    // whichever node gets it.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let base = if n % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.clone()
+        };
+        let response = client
+            .get(format!("{base}{CLASSIC}"))
+            .bearer_auth(&a.admin_token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            assert!(
+                response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 429, 429],
+        "one budget for both nodes"
+    );
+}
