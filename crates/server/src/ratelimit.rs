@@ -230,8 +230,8 @@ mod tests {
         assert!(Limit::parse("10/x").is_err());
     }
 
-    #[test]
-    fn the_request_after_the_burst_is_refused_for_whole_seconds() {
+    #[tokio::test]
+    async fn the_request_after_the_burst_is_refused_for_whole_seconds() {
         let limits = RateLimits::new(
             Limit::PerWindow {
                 requests: 3,
@@ -240,12 +240,12 @@ mod tests {
             Limit::Off,
         );
         for _ in 0..3 {
-            assert_eq!(limits.check_request("a", "v3"), Ok(()));
+            assert_eq!(limits.check_request("a", "v3").await, Ok(()));
         }
-        assert_eq!(limits.check_request("a", "v3"), Err(RetryAfter(2)));
+        assert_eq!(limits.check_request("a", "v3").await, Err(RetryAfter(2)));
         // Other keys have their own budget.
-        assert_eq!(limits.check_request("a", "beta"), Ok(()));
-        assert_eq!(limits.check_request("b", "v3"), Ok(()));
+        assert_eq!(limits.check_request("a", "beta").await, Ok(()));
+        assert_eq!(limits.check_request("b", "v3").await, Ok(()));
     }
 
     #[test]
