@@ -14,6 +14,8 @@ pub mod error;
 mod extract;
 /// Ed25519 signing keys: loading, generating, minting and verifying JWTs, the JWK set.
 pub mod keys;
+/// The background writer of `lastUsed`.
+pub mod lastused;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
 /// The OpenAPI 3.1 document, built from the same route list as the router.

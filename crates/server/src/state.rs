@@ -2,6 +2,7 @@
 
 use crate::cache::PatCache;
 use crate::keys::Keys;
+use crate::lastused::LastUsedWriter;
 use crate::ratelimit::{Limit, RateLimits, SharedLimit};
 use patd_store::{DynStore, Store, StoreEvent};
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub tenant: Arc<Tenant>,
     pub pats: Arc<PatCache>,
+    pub last_used: LastUsedWriter,
     pub limits: Arc<RateLimits>,
 }
 
@@ -82,9 +84,11 @@ impl AppState {
             None => None,
         };
         let state = AppState {
+            last_used: LastUsedWriter::start(store.clone()),
             store,
             keys: Arc::new(keys),
             pats: Arc::new(PatCache::new(config.cache_lifetime)),
+
             limits: Arc::new(
                 RateLimits::new(config.rate_limit, config.exchange_failure_limit)
                     .with_shared(shared),

@@ -238,9 +238,19 @@ async fn malformed_exchanges_get_oauth_400s() {
 #[tokio::test]
 async fn an_exchange_sets_last_used() {
     let app = spawn_app().await;
-    let listed = app.list_ok(&app.admin_token, CLASSIC, "owner-id=me").await;
-    let last_used = &listed[0]["lastUsed"];
-    assert!(is_millis_timestamp(last_used), "{last_used}");
+    // Written off the request path, so it may take a moment to land.
+    let started = std::time::Instant::now();
+    loop {
+        let listed = app.list_ok(&app.admin_token, CLASSIC, "owner-id=me").await;
+        if is_millis_timestamp(&listed[0]["lastUsed"]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "lastUsed was never set"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Tokens signed with the server's own key but with claims of our choosing.

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use patd_core::exchange::{decide, LAST_USED_INTERVAL};
+use patd_core::exchange::decide;
 use patd_core::ids::PatId;
 use patd_core::secret::Secret;
 use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
@@ -77,18 +77,12 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     let record = state.pats.get(state.store.as_ref(), &pat_id).await?;
     let grant = decide(record.as_deref(), &secret, now).ok_or(ApiError::InvalidClient)?;
     if let Some(record) = &record {
+        // Due at most once a day per PAT; written by a background task, never awaited here.
         if state
             .pats
             .claim_last_used(&pat_id, record.pat.last_used, now)
         {
-            // A failed bookkeeping write must not cost the client its token.
-            if let Err(err) = state
-                .store
-                .record_last_used(&pat_id, now, now - LAST_USED_INTERVAL)
-                .await
-            {
-                tracing::warn!(error = %err, "could not record lastUsed");
-            }
+            state.last_used.record(pat_id, now);
         }
     }
     let jti = uuid::Uuid::new_v4().to_string();
