@@ -1,9 +1,8 @@
 //! The in-memory view of PATs that the hot paths read: exchange records by PAT id (including
-//! "no such PAT"), invalidated on every write this node makes, and the `lastUsed` marks that keep
-//! the exchange path to one database write per PAT per 24 hours.
+//! "no such PAT"), invalidated on every write this node makes or hears of, and the `lastUsed`
+//! marks that keep the exchange path to one database write per PAT per 24 hours.
 
 use moka::ops::compute::{CompResult, Op};
-use moka::sync::Cache;
 use patd_core::exchange::{last_used_due, ExchangeRecord};
 use patd_core::ids::PatId;
 use patd_store::{Store, StoreError};
@@ -15,51 +14,85 @@ use time::OffsetDateTime;
 /// How many PATs the cache holds at most.
 const CAPACITY: u64 = 200_000;
 
+type Record = Option<Arc<ExchangeRecord>>;
+
 pub struct PatCache {
-    records: Cache<PatId, Option<Arc<ExchangeRecord>>>,
-    last_used: Cache<PatId, OffsetDateTime>,
-    /// Bumped by every invalidation; a load that raced one is not cached.
+    records: moka::future::Cache<PatId, Record>,
+    /// Bumped for a PAT by each invalidation of it, so a load that overlapped one is not kept.
+    generations: moka::sync::Cache<PatId, u64>,
+    /// Bumped by `invalidate_all`.
     epoch: AtomicU64,
+    last_used: moka::sync::Cache<PatId, OffsetDateTime>,
+}
+
+/// Why a coalesced load gave no cacheable value.
+#[derive(Debug)]
+enum LoadError {
+    Store(StoreError),
+    /// The PAT was written while it was being read.
+    Stale,
 }
 
 impl PatCache {
     /// `lifetime` bounds how long an entry is trusted without a write seen by this node.
     pub fn new(lifetime: Duration) -> PatCache {
         PatCache {
-            records: Cache::builder()
+            records: moka::future::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(lifetime)
                 .build(),
-            last_used: Cache::builder()
+            generations: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(lifetime * 2)
+                .build(),
+            epoch: AtomicU64::new(0),
+            last_used: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
-            epoch: AtomicU64::new(0),
         }
     }
 
-    /// The PAT's exchange record, from memory when possible. `None`: no such PAT.
-    pub async fn get(
-        &self,
-        store: &dyn Store,
-        id: &PatId,
-    ) -> Result<Option<Arc<ExchangeRecord>>, StoreError> {
-        if let Some(cached) = self.records.get(id) {
+    fn generation(&self, id: &PatId) -> (u64, u64) {
+        (
+            self.epoch.load(Ordering::Acquire),
+            self.generations.get(id).unwrap_or(0),
+        )
+    }
+
+    /// The PAT's exchange record, from memory when possible. `None`: no such PAT. Concurrent
+    /// misses for one PAT share a single database read.
+    pub async fn get(&self, store: &dyn Store, id: &PatId) -> Result<Record, StoreError> {
+        if let Some(cached) = self.records.get(id).await {
             return Ok(cached);
         }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded = store.pat_for_exchange(id).await?.map(Arc::new);
-        // If a write was seen while loading, what we read may already be stale.
-        if self.epoch.load(Ordering::Acquire) == epoch {
-            self.records.insert(id.clone(), loaded.clone());
+        let load = async {
+            let before = self.generation(id);
+            let loaded = store.pat_for_exchange(id).await.map_err(LoadError::Store)?;
+            if self.generation(id) != before {
+                return Err(LoadError::Stale);
+            }
+            Ok(loaded.map(Arc::new))
+        };
+        match self.records.try_get_with(id.clone(), load).await {
+            Ok(record) => Ok(record),
+            // What was read may predate the write: read again, and keep nothing.
+            Err(err) if matches!(*err, LoadError::Stale) => {
+                Ok(store.pat_for_exchange(id).await?.map(Arc::new))
+            }
+            Err(err) => match Arc::try_unwrap(err) {
+                Ok(LoadError::Store(store_error)) => Err(store_error),
+                _ => Ok(store.pat_for_exchange(id).await?.map(Arc::new)),
+            },
         }
-        Ok(loaded)
     }
 
     /// Forgets a PAT after a write to it (patch, delete, bulk update, create).
-    pub fn invalidate(&self, id: &PatId) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.records.invalidate(id);
+    pub async fn invalidate(&self, id: &PatId) {
+        self.generations
+            .entry(id.clone())
+            .and_upsert_with(|entry| entry.map_or(1, |entry| entry.into_value().wrapping_add(1)));
+        self.records.invalidate(id).await;
     }
 
     /// Forgets every PAT, when announcements of other nodes' writes may have been missed.

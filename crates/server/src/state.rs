@@ -114,7 +114,7 @@ impl AppState {
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    StoreEvent::PatChanged(id) => state.pats.invalidate(&id),
+                    StoreEvent::PatChanged(id) => state.pats.invalidate(&id).await,
                     StoreEvent::Resync => state.pats.invalidate_all(),
                     StoreEvent::KeysChanged => {
                         if let Err(err) = state.keys.reload(state.store.as_ref()).await {

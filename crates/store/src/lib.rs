@@ -107,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new PAT. With `limit`, refuses with `LimitReached` when the owner already has
     /// that many non-managed PATs; the check and the insert are one atomic step.
     async fn insert_pat(&self, pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError>;
+    /// Stores many PATs in one transaction, all or none, with no per-owner limit: for imports
+    /// and for seeding benchmarks.
+    async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError>;
     async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError>;
     /// A page of PATs in the requested order, `id` breaking ties, with the total if asked.
     async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError>;

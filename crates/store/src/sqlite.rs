@@ -180,6 +180,39 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for new_pat in pats {
+            let pat = &new_pat.record;
+            let result = sqlx::query(
+                "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
+                     expiration_date, never_expires_acknowledged, managed, created, last_used) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(pat.id.as_str())
+            .bind(pat.owner_id.as_str())
+            .bind(pat.name.as_str())
+            .bind(new_pat.digest.as_bytes().as_slice())
+            .bind(to_json(pat.scope.entries()))
+            .bind(i64::from(pat.validity.seconds()))
+            .bind(pat.expiry.date().map(millis))
+            .bind(pat.never_expires_acknowledged)
+            .bind(pat.managed)
+            .bind(millis(pat.created))
+            .bind(pat.last_used.map(millis))
+            .execute(&mut *transaction)
+            .await;
+            match result {
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+                other => {
+                    other?;
+                }
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
     async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError> {
         let sql = format!(
             "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \

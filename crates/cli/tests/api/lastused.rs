@@ -42,6 +42,10 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_pat(pat, limit).await
     }
+    async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_pats(pats).await
+    }
     async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError> {
         self.inner.pat(id).await
     }

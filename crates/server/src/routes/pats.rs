@@ -133,6 +133,10 @@ async fn create(
         OffsetDateTime::now_utc(),
     )
     .await?;
+    // A lookup of this id before it existed may have cached "no such PAT".
+    if let Some(id) = PatId::parse(&created.id) {
+        state.pats.invalidate(&id).await;
+    }
     Ok(Json(created))
 }
 
@@ -159,7 +163,7 @@ async fn patch_pat(
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
     let result = state.store.update_pat(&updated).await;
-    state.pats.invalidate(&updated.id);
+    state.pats.invalidate(&updated.id).await;
     match result {
         Err(StoreError::NameTaken) => {
             return Err(Rule::NameTaken(updated.name.as_str().to_owned()).into())
@@ -181,7 +185,7 @@ async fn delete_pat(
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let deleted = state.store.delete_pat(&owned.pat.id).await;
     // Every token minted from it fails from now on.
-    state.pats.invalidate(&owned.pat.id);
+    state.pats.invalidate(&owned.pat.id).await;
     if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -235,7 +239,7 @@ async fn bulk_update(
     let records: Vec<_> = updated.iter().map(|owned| owned.pat.clone()).collect();
     let result = state.store.update_pats(&records).await;
     for record in &records {
-        state.pats.invalidate(&record.id);
+        state.pats.invalidate(&record.id).await;
     }
     result?;
     Ok(Json(

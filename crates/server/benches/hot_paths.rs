@@ -1,0 +1,71 @@
+//! Micro-benchmarks of the hot paths' pieces: secret verification, JWT signing and
+//! verification, and filter parsing. `cargo bench -p patd-server`.
+
+#![allow(clippy::unwrap_used)] // A benchmark that cannot set up should stop loudly.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use patd_core::filter::Filter;
+use patd_core::secret::Secret;
+use patd_proto::AccessTokenClaims;
+use patd_server::keys::{KeyRing, SigningKey};
+
+fn claims() -> AccessTokenClaims {
+    let now = 1_800_000_000;
+    AccessTokenClaims {
+        iss: "http://127.0.0.1:8080".into(),
+        iat: now,
+        exp: now + 43_200,
+        jti: "0b6f6d4e-2f57-4c8e-8d0f-8e3b1f4a9c21".into(),
+        client_id: "86f1dc6fe8f54414950454cbb11278fa".into(),
+        identity_id: "2c9180a46faadee4016fb4e018c20639".into(),
+        user_name: "admin".into(),
+        tenant_id: "3b5e7a4e-6a3f-4d55-9a43-5c8b1f0c2d11".into(),
+        org: "patd".into(),
+        pod: "local".into(),
+        internal: false,
+        strong_auth: false,
+        authorities: vec!["ORG_ADMIN".into()],
+        scope: vec!["sp:scopes:all".into()],
+        rights: vec![
+            "idn:my-personal-access-tokens:read".into(),
+            "idn:my-personal-access-tokens:manage".into(),
+        ],
+    }
+}
+
+fn hot_paths(c: &mut Criterion) {
+    let secret = Secret::generate(&mut rand::rng());
+    let digest = secret.digest();
+    let raw = secret.expose().to_owned();
+    c.bench_function(
+        "secret: parse, checksum and constant-time digest compare",
+        |b| {
+            b.iter(|| {
+                let presented = Secret::parse(black_box(&raw)).unwrap();
+                black_box(digest.matches(&presented))
+            })
+        },
+    );
+
+    let ring = KeyRing::new(SigningKey::generate().unwrap(), Vec::new());
+    let mut claims = claims();
+    c.bench_function("jwt: sign (EdDSA)", |b| {
+        b.iter(|| ring.mint(black_box(&claims)).unwrap())
+    });
+    claims.exp = i64::MAX / 2;
+    let token = ring.mint(&claims).unwrap();
+    c.bench_function("jwt: verify (EdDSA, kid, iss, exp)", |b| {
+        b.iter(|| {
+            ring.verify(black_box(&token), "http://127.0.0.1:8080")
+                .unwrap()
+        })
+    });
+
+    let filter = r#"(name sw "ci-" or name in ("deploy", "nightly")) and not managed eq true and lastUsed le 2026-06-25T20:22:28.104Z"#;
+    c.bench_function("filter: parse", |b| {
+        b.iter(|| Filter::parse(black_box(filter)).unwrap())
+    });
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);
