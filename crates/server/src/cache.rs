@@ -66,25 +66,30 @@ impl PatCache {
         if let Some(cached) = self.records.get(id).await {
             return Ok(cached);
         }
-        let load = async {
-            let before = self.generation(id);
-            let loaded = store.pat_for_exchange(id).await.map_err(LoadError::Store)?;
-            if self.generation(id) != before {
-                return Err(LoadError::Stale);
+        // A load that overlapped a write to the PAT is not kept; the next attempt loads again,
+        // still shared by every waiter.
+        for _ in 0..3 {
+            let load = async {
+                let before = self.generation(id);
+                let loaded = store.pat_for_exchange(id).await.map_err(LoadError::Store)?;
+                if self.generation(id) != before {
+                    return Err(LoadError::Stale);
+                }
+                Ok(loaded.map(Arc::new))
+            };
+            match self.records.try_get_with(id.clone(), load).await {
+                Ok(record) => return Ok(record),
+                Err(err) if matches!(*err, LoadError::Stale) => continue,
+                Err(err) => {
+                    if let Ok(LoadError::Store(store_error)) = Arc::try_unwrap(err) {
+                        return Err(store_error);
+                    }
+                    break;
+                }
             }
-            Ok(loaded.map(Arc::new))
-        };
-        match self.records.try_get_with(id.clone(), load).await {
-            Ok(record) => Ok(record),
-            // What was read may predate the write: read again, and keep nothing.
-            Err(err) if matches!(*err, LoadError::Stale) => {
-                Ok(store.pat_for_exchange(id).await?.map(Arc::new))
-            }
-            Err(err) => match Arc::try_unwrap(err) {
-                Ok(LoadError::Store(store_error)) => Err(store_error),
-                _ => Ok(store.pat_for_exchange(id).await?.map(Arc::new)),
-            },
         }
+        // Writes keep racing the loads (or the error was shared): read once more, keep nothing.
+        Ok(store.pat_for_exchange(id).await?.map(Arc::new))
     }
 
     /// Forgets a PAT after a write to it (patch, delete, bulk update, create).
