@@ -114,6 +114,11 @@ impl PatCache {
         stored: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> bool {
+        // The common case, read without taking the entry's lock: recorded recently enough.
+        let marked = self.last_used.get(id);
+        if !last_used_due(marked.max(stored), now) {
+            return false;
+        }
         let result = self.last_used.entry(id.clone()).and_compute_with(|entry| {
             let marked = entry.map(|entry| entry.into_value());
             let previous = marked.max(stored);

@@ -29,7 +29,8 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         Some(ErrorDetail(detail)) => {
             tracing::info!(%method, %path, status, elapsed_ms, tracking_id, error = %detail, "request refused")
         }
-        None => tracing::info!(%method, %path, status, elapsed_ms, tracking_id, "request"),
+        // Successes are the hot path: logged at debug so that they cost nothing by default.
+        None => tracing::debug!(%method, %path, status, elapsed_ms, tracking_id, "request"),
     }
     response
 }

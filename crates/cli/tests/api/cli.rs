@@ -59,10 +59,10 @@ impl ServerProcess {
                 let rest = &text[at + "patd listening on ".len()..];
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the server did not start: {text}"
-            );
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("the server did not start: {text}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         };
         ServerProcess {
