@@ -23,6 +23,8 @@ pub struct PatCache {
     /// Bumped by `invalidate_all`.
     epoch: AtomicU64,
     last_used: moka::sync::Cache<PatId, OffsetDateTime>,
+    /// Bumped by every write to any PAT: list answers cached under an older value are dead.
+    lists_epoch: AtomicU64,
 }
 
 /// Why a coalesced load gave no cacheable value.
@@ -50,6 +52,7 @@ impl PatCache {
                 .max_capacity(CAPACITY)
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
+            lists_epoch: AtomicU64::new(0),
         }
     }
 
@@ -92,8 +95,19 @@ impl PatCache {
         Ok(store.pat_for_exchange(id).await?.map(Arc::new))
     }
 
+    /// The current lists epoch, part of every cached list answer's key.
+    pub fn lists_epoch(&self) -> u64 {
+        self.lists_epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks every cached list answer stale (after a `lastUsed` write, say).
+    pub fn lists_changed(&self) {
+        self.lists_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Forgets a PAT after a write to it (patch, delete, bulk update, create).
     pub async fn invalidate(&self, id: &PatId) {
+        self.lists_changed();
         self.generations
             .entry(id.clone())
             .and_upsert_with(|entry| entry.map_or(1, |entry| entry.into_value().wrapping_add(1)));
@@ -102,6 +116,7 @@ impl PatCache {
 
     /// Forgets every PAT, when announcements of other nodes' writes may have been missed.
     pub fn invalidate_all(&self) {
+        self.lists_changed();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.records.invalidate_all();
     }
@@ -132,5 +147,49 @@ impl PatCache {
             result,
             CompResult::Inserted(_) | CompResult::ReplacedWith(_)
         )
+    }
+}
+
+/// What identifies one list answer: who may see what, in which family, with which parameters,
+/// as of which lists epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListKey {
+    pub owner: Option<patd_core::ids::IdentityId>,
+    pub include_managed: bool,
+    pub family: patd_core::expiry::Family,
+    pub query: String,
+    pub epoch: u64,
+}
+
+/// A list answer ready to send: the JSON body and the total, if asked for.
+#[derive(Debug, Clone)]
+pub struct ListAnswer {
+    pub body: axum::body::Bytes,
+    pub total: Option<u64>,
+}
+
+/// Recent list answers. Writes through this node or announced by the database retire them at
+/// once (the epoch in the key); writes that bypass both (`patd token create` on SQLite while the
+/// server runs) show after at most the lifetime.
+pub struct ListCache {
+    entries: moka::sync::Cache<ListKey, Arc<ListAnswer>>,
+}
+
+impl ListCache {
+    pub fn new(lifetime: Duration) -> ListCache {
+        ListCache {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(lifetime)
+                .build(),
+        }
+    }
+
+    pub fn get(&self, key: &ListKey) -> Option<Arc<ListAnswer>> {
+        self.entries.get(key)
+    }
+
+    pub fn insert(&self, key: ListKey, answer: Arc<ListAnswer>) {
+        self.entries.insert(key, answer);
     }
 }

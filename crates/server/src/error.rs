@@ -13,9 +13,9 @@ tokio::task_local! {
     pub(crate) static TRACKING_ID: String;
 }
 
-/// A fresh tracking id: 32 lowercase hex characters.
+/// A fresh tracking id: 32 lowercase hex characters, from the thread's CSPRNG (no system call).
 pub(crate) fn new_tracking_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    patd_core::ids::random_hex_id(&mut rand::rng())
 }
 
 /// The current request's tracking id, or a fresh one outside a request.

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use patd_proto::AccessTokenClaims;
 use patd_store::{Store, StoredSigningKey};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -16,10 +16,12 @@ use time::OffsetDateTime;
 
 const PEM_TAG: &str = "PRIVATE KEY";
 
-/// One Ed25519 key pair.
+/// One Ed25519 key pair, parsed once: signing reuses the expanded key.
 pub struct SigningKey {
     kid: String,
-    encoding: EncodingKey,
+    pair: Ed25519KeyPair,
+    /// `base64url({"typ":"JWT","alg":"EdDSA","kid":…})`, the same for every token.
+    header_segment: String,
     /// The public key, base64url: the JWK's `x`.
     public_x: String,
     pkcs8_der: Vec<u8>,
@@ -43,9 +45,12 @@ impl SigningKey {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8_der)
             .map_err(|err| anyhow!("the signing key is not a PKCS#8 Ed25519 key: {err}"))?;
         let public_x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let kid = thumbprint(&public_x);
+        let header = json!({"typ": "JWT", "alg": "EdDSA", "kid": kid});
         Ok(SigningKey {
-            kid: thumbprint(&public_x),
-            encoding: EncodingKey::from_ed_der(&pkcs8_der),
+            header_segment: URL_SAFE_NO_PAD.encode(header.to_string()),
+            kid,
+            pair,
             public_x,
             pkcs8_der,
         })
@@ -172,10 +177,20 @@ impl KeyRing {
         &self.jwks
     }
 
+    /// Signs `claims` as a compact JWS (RFC 7515) with the active key: the same bytes
+    /// jsonwebtoken would produce, without re-parsing the key for every token.
     pub fn mint(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.active.encoding).context("signing a JWT")
+        let key = &self.active;
+        let payload = serde_json::to_vec(claims).context("encoding JWT claims")?;
+        let mut token =
+            String::with_capacity(key.header_segment.len() + payload.len() * 4 / 3 + 90);
+        token.push_str(&key.header_segment);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = key.pair.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
     }
 
     /// Checks the header's algorithm and `kid`, the signature, `iss` and `exp`, in that order.
@@ -216,9 +231,14 @@ pub async fn rotate(store: &dyn Store) -> anyhow::Result<String> {
     Ok(fresh.kid)
 }
 
+/// Tokens already verified, by their exact text: a bearer token is checked once, not on every
+/// request. `exp` and `iss` are still compared on every use.
+type Verified = moka::sync::Cache<String, std::sync::Arc<AccessTokenClaims>>;
+
 /// The key ring a node uses now, replaced whole when the keys change.
 pub struct Keys {
     current: std::sync::RwLock<std::sync::Arc<KeyRing>>,
+    verified: Verified,
     pem_text: Option<String>,
     /// When the keys were last read, so an unknown `kid` triggers at most one read a second.
     last_reload: std::sync::Mutex<std::time::Instant>,
@@ -229,6 +249,10 @@ impl Keys {
         let ring = KeyRing::load(store, pem_text).await?;
         Ok(Keys {
             current: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
             pem_text: pem_text.map(str::to_owned),
             last_reload: std::sync::Mutex::new(std::time::Instant::now()),
         })
@@ -257,6 +281,26 @@ impl Keys {
     /// Verifies a token; a `kid` this node has not seen yet (a key another node just added)
     /// prompts one reload before the token is refused.
     pub async fn verify(
+        &self,
+        store: &dyn Store,
+        token: &str,
+        issuer: &str,
+    ) -> Result<std::sync::Arc<AccessTokenClaims>, JwtRejection> {
+        if let Some(claims) = self.verified.get(token) {
+            if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
+                return Err(JwtRejection::Expired);
+            }
+            if claims.iss != issuer {
+                return Err(JwtRejection::Issuer);
+            }
+            return Ok(claims);
+        }
+        let claims = std::sync::Arc::new(self.verify_uncached(store, token, issuer).await?);
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_uncached(
         &self,
         store: &dyn Store,
         token: &str,

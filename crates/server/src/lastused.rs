@@ -18,7 +18,7 @@ pub struct LastUsedWriter {
 
 impl LastUsedWriter {
     /// Starts the writer task on `store`.
-    pub fn start(store: DynStore) -> LastUsedWriter {
+    pub fn start(store: DynStore, pats: std::sync::Arc<crate::cache::PatCache>) -> LastUsedWriter {
         let (queue, mut pending) = mpsc::unbounded_channel::<(PatId, OffsetDateTime)>();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -32,6 +32,8 @@ impl LastUsedWriter {
                         tracing::warn!(error = %err, pat_id = %id, "could not record lastUsed");
                     }
                 }
+                // Lists show lastUsed.
+                pats.lists_changed();
             }
         });
         LastUsedWriter { queue }

@@ -1,6 +1,6 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
-use crate::cache::PatCache;
+use crate::cache::{ListCache, PatCache};
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
 use crate::ratelimit::{Limit, RateLimits, SharedLimit};
@@ -62,6 +62,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub tenant: Arc<Tenant>,
     pub pats: Arc<PatCache>,
+    pub lists: Arc<ListCache>,
     pub last_used: LastUsedWriter,
     pub limits: Arc<RateLimits>,
 }
@@ -83,11 +84,13 @@ impl AppState {
             Some(url) => SharedLimit::connect(url, &tenant_id, config.rate_limit).await?,
             None => None,
         };
+        let pats = Arc::new(PatCache::new(config.cache_lifetime));
         let state = AppState {
-            last_used: LastUsedWriter::start(store.clone()),
+            last_used: LastUsedWriter::start(store.clone(), pats.clone()),
             store,
             keys: Arc::new(keys),
-            pats: Arc::new(PatCache::new(config.cache_lifetime)),
+            pats: pats.clone(),
+            lists: Arc::new(ListCache::new(Duration::from_secs(5))),
 
             limits: Arc::new(
                 RateLimits::new(config.rate_limit, config.exchange_failure_limit)

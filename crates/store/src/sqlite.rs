@@ -23,10 +23,13 @@ use tokio::sync::mpsc;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// A SQLite database behind a connection pool.
+/// A SQLite database: a pool of readers and a single writer. SQLite admits one writer at a
+/// time; funnelling writes through one connection queues them in the pool instead of having
+/// several connections spin on the file lock.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -40,12 +43,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
     /// The pool, for tests that inspect the file directly.
@@ -109,7 +116,7 @@ impl Store for SqliteStore {
         .bind(to_json(&identity.level_names()))
         .bind(to_json(&identity.extra_rights.idn_names()))
         .bind(millis(OffsetDateTime::now_utc()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
@@ -168,7 +175,7 @@ impl Store for SqliteStore {
         .bind(pat.managed)
         .bind(pat.owner_id.as_str())
         .bind(limit.map(i64::from))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
@@ -181,7 +188,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.writer.begin().await?;
         for new_pat in pats {
             let pat = &new_pat.record;
             let result = sqlx::query(
@@ -279,7 +286,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.writer.begin().await?;
         for pat in pats {
             match update_statement(pat).execute(&mut *transaction).await {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
@@ -293,7 +300,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError> {
-        match update_statement(pat).execute(&self.pool).await {
+        match update_statement(pat).execute(&self.writer).await {
             Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
             Err(err) => Err(err.into()),
             Ok(done) if done.rows_affected() == 0 => Err(StoreError::NotFound),
@@ -304,7 +311,7 @@ impl Store for SqliteStore {
     async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM pats WHERE id = ?")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -337,7 +344,7 @@ impl Store for SqliteStore {
         .bind(millis(at))
         .bind(id.as_str())
         .bind(millis(not_after))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -359,7 +366,7 @@ impl Store for SqliteStore {
         .bind(&key.kid)
         .bind(&key.private_pem)
         .bind(millis(key.created))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -368,11 +375,11 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
             .bind(key)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         Ok(row.try_get("value")?)
     }

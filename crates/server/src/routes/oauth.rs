@@ -85,7 +85,9 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
             state.last_used.record(pat_id, now);
         }
     }
-    let jti = uuid::Uuid::new_v4().to_string();
+    let jti = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
     let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, jti.clone());
     let access_token = state.keys.current().mint(&claims)?;
     let body = TokenResponse {

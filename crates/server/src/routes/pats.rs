@@ -2,12 +2,13 @@
 //! `patd_core::authz`, applies the domain's rules and talks to the store.
 
 use super::Routes;
+use crate::cache::{ListAnswer, ListKey};
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, PatchBody, PathId, QueryParams};
 use crate::service;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
@@ -27,6 +28,7 @@ use patd_proto::{
 };
 use patd_store::{OwnedPat, PatQuery, StoreError};
 use serde::Deserialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The routes of one prefix; the family rides along as an extension.
@@ -70,6 +72,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(family): Extension<Family>,
     Authenticated(caller): Authenticated,
+    RawQuery(raw_query): RawQuery,
     QueryParams(params): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
     let owner = OwnerParam::parse(params.owner_id.as_deref())?;
@@ -81,19 +84,46 @@ async fn list(
         offset: params.offset.as_deref(),
         count: params.count.as_deref(),
     })?;
-    let query = PatQuery {
-        owner: access.owner,
+    // Authorized above; the key holds everything the answer depends on.
+    let key = ListKey {
+        owner: access.owner.clone(),
         include_managed: access.include_managed,
-        request,
+        family,
+        query: raw_query.unwrap_or_default(),
+        epoch: state.pats.lists_epoch(),
     };
-    let page = state.store.list_pats(&query).await?;
-    let body: Vec<GetPersonalAccessTokenResponse> = page
-        .items
-        .iter()
-        .map(|owned| convert::get_response(owned, family))
-        .collect();
-    let mut response = Json(body).into_response();
-    if let Some(total) = page.total {
+    let answer = match state.lists.get(&key) {
+        Some(answer) => answer,
+        None => {
+            let query = PatQuery {
+                owner: access.owner,
+                include_managed: access.include_managed,
+                request,
+            };
+            let page = state.store.list_pats(&query).await?;
+            let body: Vec<GetPersonalAccessTokenResponse> = page
+                .items
+                .iter()
+                .map(|owned| convert::get_response(owned, family))
+                .collect();
+            let bytes = serde_json::to_vec(&body).map_err(|err| ApiError::Internal(err.into()))?;
+            let answer = Arc::new(ListAnswer {
+                body: bytes.into(),
+                total: page.total,
+            });
+            state.lists.insert(key, answer.clone());
+            answer
+        }
+    };
+    let mut response = (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        answer.body.clone(),
+    )
+        .into_response();
+    if let Some(total) = answer.total {
         response
             .headers_mut()
             .insert("x-total-count", HeaderValue::from(total));
