@@ -106,6 +106,9 @@ async fn seed(database: &str, n_pats: usize, n_owners: usize) -> anyhow::Result<
     }
     let mut exchange = None;
     let mut lister = None;
+    // One PAT of each of the next owners: creates in the benchmark spread over them, as a real
+    // tenant's do.
+    let mut creators = Vec::new();
     let mut batch: Vec<NewPat> = Vec::with_capacity(10_000);
     for index in 0..n_pats {
         let owner = &owners[index % owners.len()];
@@ -121,6 +124,9 @@ async fn seed(database: &str, n_pats: usize, n_owners: usize) -> anyhow::Result<
         if index == 0 {
             lister = Some(json!({"id": new_pat.record.id.as_str(), "secret": secret.expose()}));
         }
+        if index > 0 && index < owners.len() && creators.len() < 32 {
+            creators.push(json!({"id": new_pat.record.id.as_str(), "secret": secret.expose()}));
+        }
         if index + 1 == n_pats {
             exchange = Some(json!({"id": new_pat.record.id.as_str(), "secret": secret.expose()}));
         }
@@ -131,6 +137,9 @@ async fn seed(database: &str, n_pats: usize, n_owners: usize) -> anyhow::Result<
         }
     }
     store.insert_pats(&batch).await?;
-    println!("{}", json!({"exchange": exchange, "lister": lister}));
+    println!(
+        "{}",
+        json!({"exchange": exchange, "lister": lister, "creators": creators})
+    );
     Ok(())
 }
