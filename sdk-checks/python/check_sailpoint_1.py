@@ -7,19 +7,11 @@ import sailpoint.beta
 import sailpoint.v2024
 import sailpoint.v2025
 import sailpoint.v3
-from sailpoint.configuration import Configuration, ConfigurationParams
 
 from common import (ADMIN_ID, ADMIN_SECRET, LIMITED_ID, LIMITED_SECRET, LIMITED_URL, READER_ID,
-                    READER_SECRET, URL, check, expect_raises, finish, in_days)
+                    READER_SECRET, check, configuration, expect_raises, finish, in_days)
 
 
-def configuration(client_id, client_secret, base_url=URL):
-    params = ConfigurationParams()
-    params.base_url = base_url
-    params.client_id = client_id
-    params.client_secret = client_secret
-    # The SDK exchanges the PAT for an access token here (a form-encoded POST /oauth/token).
-    return Configuration(params)
 
 
 ADMIN = configuration(ADMIN_ID, ADMIN_SECRET)

@@ -5,22 +5,15 @@ paths, authenticating from a base URL, client id and secret."""
 import json
 import uuid
 
-from sailpoint.configuration import Configuration, ConfigurationParams
 from sailpoint.personal_access_tokens import (ApiClient, BulkUpdatePersonalAccessTokensRequest,
                                               CreatePersonalAccessTokenRequest, JsonPatchOperation,
                                               PersonalAccessTokensApi)
 from sailpoint.personal_access_tokens import exceptions
 
 from common import (ADMIN_ID, ADMIN_SECRET, LIMITED_ID, LIMITED_SECRET, LIMITED_URL, READER_ID,
-                    READER_SECRET, URL, check, expect_raises, finish, in_days)
+                    READER_SECRET, check, configuration, expect_raises, finish, in_days)
 
 
-def configuration(client_id, client_secret, base_url=URL):
-    params = ConfigurationParams()
-    params.base_url = base_url
-    params.client_id = client_id
-    params.client_secret = client_secret
-    return Configuration(params)
 
 
 ADMIN = configuration(ADMIN_ID, ADMIN_SECRET)

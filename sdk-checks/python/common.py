@@ -18,6 +18,18 @@ LIMITED_SECRET = os.environ["PATD_LIMITED_SECRET"]
 _results = {"passed": 0, "failed": 0}
 
 
+def configuration(client_id, client_secret, base_url=URL):
+    """A configuration as users build one: base URL, client id and secret. Both SDK versions
+    exchange the PAT for an access token right here (a form-encoded POST /oauth/token)."""
+    from sailpoint.configuration import Configuration, ConfigurationParams
+
+    params = ConfigurationParams()
+    params.base_url = base_url
+    params.client_id = client_id
+    params.client_secret = client_secret
+    return Configuration(params)
+
+
 def check(name):
     """Runs the decorated function now, as one named check."""
 

@@ -2,8 +2,9 @@
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
 use crate::sql::{
-    exchange_record, identity_from_row, is_unique_violation, millis, owned_pat_from_row,
-    push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess, PAT_COLUMNS,
+    dialect_binds, exchange_record, identity_from_row, is_unique_violation, millis,
+    owned_pat_from_row, push_order, push_where, row_access, signing_key_from_row, to_json, Dialect,
+    PAT_COLUMNS,
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
@@ -54,15 +55,7 @@ impl PostgresStore {
 }
 
 impl Dialect for Postgres {
-    fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String) {
-        builder.push_bind(value);
-    }
-    fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64) {
-        builder.push_bind(value);
-    }
-    fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool) {
-        builder.push_bind(value);
-    }
+    dialect_binds!();
     fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str) {
         builder.push("(strpos(p.name, ");
         builder.push_bind(value.to_owned());
@@ -79,23 +72,7 @@ impl Dialect for Postgres {
     const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
 }
 
-impl RowAccess for PgRow {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-    fn boolean(&self, column: &str) -> Result<bool, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-}
+row_access!(PgRow);
 
 /// Announces a write to every node; delivered when the transaction commits.
 async fn notify(
@@ -202,26 +179,7 @@ impl Store for PostgresStore {
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
         for new_pat in pats {
-            let pat = &new_pat.record;
-            let result = sqlx::query(
-                "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-                     expiration_date, never_expires_acknowledged, managed, created, last_used) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(pat.id.as_str())
-            .bind(pat.owner_id.as_str())
-            .bind(pat.name.as_str())
-            .bind(new_pat.digest.as_bytes().as_slice())
-            .bind(to_json(pat.scope.entries()))
-            .bind(i64::from(pat.validity.seconds()))
-            .bind(pat.expiry.date().map(millis))
-            .bind(pat.never_expires_acknowledged)
-            .bind(pat.managed)
-            .bind(millis(pat.created))
-            .bind(pat.last_used.map(millis))
-            .execute(&mut *transaction)
-            .await;
-            match result {
+            match insert_statement(new_pat).execute(&mut *transaction).await {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
                 other => {
                     other?;
@@ -436,4 +394,25 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Postgres, PgArguments> {
     .bind(pat.expiry.date().map(millis))
     .bind(pat.never_expires_acknowledged)
     .bind(pat.id.as_str())
+}
+
+/// The plain `INSERT` of a PAT, for bulk inserts.
+fn insert_statement(new_pat: &NewPat) -> Query<'_, Postgres, PgArguments> {
+    let pat = &new_pat.record;
+    sqlx::query(
+        "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
+             expiration_date, never_expires_acknowledged, managed, created, last_used) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(pat.id.as_str())
+    .bind(pat.owner_id.as_str())
+    .bind(pat.name.as_str())
+    .bind(new_pat.digest.as_bytes().as_slice())
+    .bind(to_json(pat.scope.entries()))
+    .bind(i64::from(pat.validity.seconds()))
+    .bind(pat.expiry.date().map(millis))
+    .bind(pat.never_expires_acknowledged)
+    .bind(pat.managed)
+    .bind(millis(pat.created))
+    .bind(pat.last_used.map(millis))
 }

@@ -149,6 +149,46 @@ pub(crate) trait RowAccess {
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
 }
 
+/// Implements [`RowAccess`] for a backend's row type: the same `try_get` calls, typed per backend.
+macro_rules! row_access {
+    ($row:ty) => {
+        impl $crate::sql::RowAccess for $row {
+            fn text(&self, column: &str) -> Result<String, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn boolean(&self, column: &str) -> Result<bool, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+        }
+    };
+}
+pub(crate) use row_access;
+
+/// Implements the binding half of [`Dialect`] for a backend: `push_bind` of each value type.
+macro_rules! dialect_binds {
+    () => {
+        fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String) {
+            builder.push_bind(value);
+        }
+        fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64) {
+            builder.push_bind(value);
+        }
+        fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool) {
+            builder.push_bind(value);
+        }
+    };
+}
+pub(crate) use dialect_binds;
+
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
