@@ -124,7 +124,7 @@ async fn seed(database: &str, n_pats: usize, n_owners: usize) -> anyhow::Result<
         if index == 0 {
             lister = Some(json!({"id": new_pat.record.id.as_str(), "secret": secret.expose()}));
         }
-        if index > 0 && index < owners.len() && creators.len() < 32 {
+        if index > 0 && index < owners.len() && creators.len() < 99 {
             creators.push(json!({"id": new_pat.record.id.as_str(), "secret": secret.expose()}));
         }
         if index + 1 == n_pats {
