@@ -140,27 +140,17 @@ impl Store for PostgresStore {
             .bind(pat.owner_id.as_str())
             .execute(&mut *transaction)
             .await?;
-        let result = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
                  expiration_date, never_expires_acknowledged, managed, created, last_used) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
              WHERE $12::BIGINT IS NULL OR $9 \
                 OR (SELECT COUNT(*) FROM pats WHERE owner_id = $2 AND NOT managed) < $12::BIGINT",
-        )
-        .bind(pat.id.as_str())
-        .bind(pat.owner_id.as_str())
-        .bind(pat.name.as_str())
-        .bind(new_pat.digest.as_bytes().as_slice())
-        .bind(to_json(pat.scope.entries()))
-        .bind(i64::from(pat.validity.seconds()))
-        .bind(pat.expiry.date().map(millis))
-        .bind(pat.never_expires_acknowledged)
-        .bind(pat.managed)
-        .bind(millis(pat.created))
-        .bind(pat.last_used.map(millis))
-        .bind(limit.map(i64::from))
-        .execute(&mut *transaction)
-        .await;
+        );
+        let result = bind_new_pat(statement, new_pat)
+            .bind(limit.map(i64::from))
+            .execute(&mut *transaction)
+            .await;
         match result {
             Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
             Err(err) => return Err(err.into()),
@@ -398,21 +388,30 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Postgres, PgArguments> {
 
 /// The plain `INSERT` of a PAT, for bulk inserts.
 fn insert_statement(new_pat: &NewPat) -> Query<'_, Postgres, PgArguments> {
-    let pat = &new_pat.record;
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
              expiration_date, never_expires_acknowledged, managed, created, last_used) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(pat.id.as_str())
-    .bind(pat.owner_id.as_str())
-    .bind(pat.name.as_str())
-    .bind(new_pat.digest.as_bytes().as_slice())
-    .bind(to_json(pat.scope.entries()))
-    .bind(i64::from(pat.validity.seconds()))
-    .bind(pat.expiry.date().map(millis))
-    .bind(pat.never_expires_acknowledged)
-    .bind(pat.managed)
-    .bind(millis(pat.created))
-    .bind(pat.last_used.map(millis))
+    );
+    bind_new_pat(query, new_pat)
+}
+
+/// Binds the eleven columns of a new PAT, in table order, as `$1`…`$11` / the first eleven `?`.
+fn bind_new_pat<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    new_pat: &'q NewPat,
+) -> Query<'q, Postgres, PgArguments> {
+    let pat = &new_pat.record;
+    query
+        .bind(pat.id.as_str())
+        .bind(pat.owner_id.as_str())
+        .bind(pat.name.as_str())
+        .bind(new_pat.digest.as_bytes().as_slice())
+        .bind(to_json(pat.scope.entries()))
+        .bind(i64::from(pat.validity.seconds()))
+        .bind(pat.expiry.date().map(millis))
+        .bind(pat.never_expires_acknowledged)
+        .bind(pat.managed)
+        .bind(millis(pat.created))
+        .bind(pat.last_used.map(millis))
 }

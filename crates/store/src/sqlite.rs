@@ -135,30 +135,20 @@ impl Store for SqliteStore {
         let pat = &new_pat.record;
         // One statement: SQLite runs one writer at a time, so the count and the insert cannot be
         // split by another writer.
-        let result = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
                  expiration_date, never_expires_acknowledged, managed, created, last_used) \
              SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
              WHERE ? IS NULL OR ? = 1 \
                 OR (SELECT COUNT(*) FROM pats WHERE owner_id = ? AND managed = 0) < ?",
-        )
-        .bind(pat.id.as_str())
-        .bind(pat.owner_id.as_str())
-        .bind(pat.name.as_str())
-        .bind(new_pat.digest.as_bytes().as_slice())
-        .bind(to_json(pat.scope.entries()))
-        .bind(i64::from(pat.validity.seconds()))
-        .bind(pat.expiry.date().map(millis))
-        .bind(pat.never_expires_acknowledged)
-        .bind(pat.managed)
-        .bind(millis(pat.created))
-        .bind(pat.last_used.map(millis))
-        .bind(limit.map(i64::from))
-        .bind(pat.managed)
-        .bind(pat.owner_id.as_str())
-        .bind(limit.map(i64::from))
-        .execute(&self.writer)
-        .await;
+        );
+        let result = bind_new_pat(statement, new_pat)
+            .bind(limit.map(i64::from))
+            .bind(pat.managed)
+            .bind(pat.owner_id.as_str())
+            .bind(limit.map(i64::from))
+            .execute(&self.writer)
+            .await;
         match result {
             Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
             Err(err) => Err(err.into()),
@@ -367,21 +357,30 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
 
 /// The plain `INSERT` of a PAT, for bulk inserts.
 fn insert_statement(new_pat: &NewPat) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    let pat = &new_pat.record;
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
              expiration_date, never_expires_acknowledged, managed, created, last_used) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(pat.id.as_str())
-    .bind(pat.owner_id.as_str())
-    .bind(pat.name.as_str())
-    .bind(new_pat.digest.as_bytes().as_slice())
-    .bind(to_json(pat.scope.entries()))
-    .bind(i64::from(pat.validity.seconds()))
-    .bind(pat.expiry.date().map(millis))
-    .bind(pat.never_expires_acknowledged)
-    .bind(pat.managed)
-    .bind(millis(pat.created))
-    .bind(pat.last_used.map(millis))
+    );
+    bind_new_pat(query, new_pat)
+}
+
+/// Binds the eleven columns of a new PAT, in table order, as `$1`…`$11` / the first eleven `?`.
+fn bind_new_pat<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    new_pat: &'q NewPat,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let pat = &new_pat.record;
+    query
+        .bind(pat.id.as_str())
+        .bind(pat.owner_id.as_str())
+        .bind(pat.name.as_str())
+        .bind(new_pat.digest.as_bytes().as_slice())
+        .bind(to_json(pat.scope.entries()))
+        .bind(i64::from(pat.validity.seconds()))
+        .bind(pat.expiry.date().map(millis))
+        .bind(pat.never_expires_acknowledged)
+        .bind(pat.managed)
+        .bind(millis(pat.created))
+        .bind(pat.last_used.map(millis))
 }

@@ -133,7 +133,7 @@ fn run_error(args: &[&str]) -> String {
     stderr
 }
 
-async fn exchange(base: &str, id: &str, secret: &str) -> reqwest::Response {
+pub async fn exchange(base: &str, id: &str, secret: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{base}/oauth/token"))
         .form(&[

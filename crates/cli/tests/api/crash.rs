@@ -1,7 +1,7 @@
 //! Crash safety: a node killed with SIGKILL in the middle of a stream of creates loses none that
 //! it answered 200. Runs on the suite's backend (SQLite, or PostgreSQL on that run).
 
-use crate::cli::ServerProcess;
+use crate::cli::{exchange, ServerProcess};
 use crate::helpers::fresh_database_url;
 use futures::future::join_all;
 use serde_json::{json, Value};
@@ -16,16 +16,8 @@ async fn every_acknowledged_create_survives_kill_9() {
     let server = ServerProcess::start(&db, &flags, "info");
     let (id, secret) = server.bootstrap().unwrap();
     let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{}/oauth/token", server.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ])
-        .send()
+    let token: Value = exchange(&server.base, &id, &secret)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -80,19 +72,7 @@ async fn every_acknowledged_create_survives_kill_9() {
 
     let restarted = ServerProcess::start(&db, &flags, "info");
     let base = restarted.base.clone();
-    let token: Value = client
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token: Value = exchange(&base, &id, &secret).await.json().await.unwrap();
     let token = token["access_token"].as_str().unwrap();
     let total: u64 = client
         .get(format!(
@@ -113,16 +93,7 @@ async fn every_acknowledged_create_survives_kill_9() {
         acknowledged.len()
     );
     for (pat_id, pat_secret) in &acknowledged {
-        let response = client
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", pat_id.as_str()),
-                ("client_secret", pat_secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = exchange(&base, pat_id, pat_secret).await;
         assert_eq!(response.status(), 200, "acknowledged PAT {pat_id} was lost");
     }
     eprintln!(
