@@ -8,6 +8,9 @@ use patd_core::filter::Filter;
 use patd_core::secret::Secret;
 use patd_proto::AccessTokenClaims;
 use patd_server::keys::{KeyRing, SigningKey};
+use patd_server::{admin, router, AppState, ServerConfig};
+use std::net::SocketAddr;
+use tower::ServiceExt;
 
 fn claims() -> AccessTokenClaims {
     let now = 1_800_000_000;
@@ -67,5 +70,48 @@ fn hot_paths(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_paths);
+/// A whole token exchange through the router (extractors, middleware, cache, signing, JSON),
+/// without the network: the server's own share of the exchange's cost.
+fn exchange_request(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (app, body) = runtime.block_on(async {
+        let store = patd_store::connect(&url).await.unwrap();
+        let mut config = ServerConfig::new("http://127.0.0.1:8080");
+        config.rate_limit = patd_server::ratelimit::Limit::Off;
+        let state = AppState::prepare(store.clone(), config, None)
+            .await
+            .unwrap();
+        let pat = admin::bootstrap(store.as_ref(), 10).await.unwrap().unwrap();
+        let body = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            pat.id, pat.secret
+        );
+        (router(state), body)
+    });
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    c.bench_function("exchange: one request through the router", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut request = axum::http::Request::post("/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(body.clone()))
+                    .unwrap();
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let response = app.clone().oneshot(request).await.unwrap();
+                assert!(response.status().is_success());
+                black_box(
+                    axum::body::to_bytes(response.into_body(), 1 << 20)
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+    });
+}
+
+criterion_group!(benches, hot_paths, exchange_request);
 criterion_main!(benches);

@@ -1,10 +1,12 @@
 //! The in-memory view of PATs that the hot paths read: exchange records by PAT id (including
 //! "no such PAT"), invalidated on every write this node makes or hears of, and the `lastUsed`
-//! marks that keep the exchange path to one database write per PAT per 24 hours.
+//! marks that keep the exchange path to one database write per PAT per 24 hours; identities by
+//! id; recent list answers.
 
 use moka::ops::compute::{CompResult, Op};
 use patd_core::exchange::{last_used_due, ExchangeRecord};
-use patd_core::ids::PatId;
+use patd_core::identity::Identity;
+use patd_core::ids::{IdentityId, PatId};
 use patd_store::{Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -191,5 +193,41 @@ impl ListCache {
 
     pub fn insert(&self, key: ListKey, answer: Arc<ListAnswer>) {
         self.entries.insert(key, answer);
+    }
+}
+
+/// Identities by id, for the create path. An identity is never changed or removed once stored,
+/// so a found one stays true; only found ones are kept, so a new identity is seen at once.
+pub struct IdentityCache {
+    entries: moka::sync::Cache<IdentityId, Arc<Identity>>,
+}
+
+impl IdentityCache {
+    pub fn new() -> IdentityCache {
+        IdentityCache {
+            entries: moka::sync::Cache::builder().max_capacity(CAPACITY).build(),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: &IdentityId,
+    ) -> Result<Option<Arc<Identity>>, StoreError> {
+        if let Some(found) = self.entries.get(id) {
+            return Ok(Some(found));
+        }
+        let Some(identity) = store.identity(id).await? else {
+            return Ok(None);
+        };
+        let identity = Arc::new(identity);
+        self.entries.insert(id.clone(), identity.clone());
+        Ok(Some(identity))
+    }
+}
+
+impl Default for IdentityCache {
+    fn default() -> IdentityCache {
+        IdentityCache::new()
     }
 }

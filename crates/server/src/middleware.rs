@@ -1,12 +1,12 @@
 //! Gives every request a tracking id (the `trackingId` of error bodies and the `X-Request-Id`
-//! header) and writes one log line per request. Query strings are never logged: the token
-//! endpoint accepts secrets there.
+//! header), puts the framework's own refusals in the contract's shape, and writes one log line
+//! per request. Query strings are never logged: the token endpoint accepts secrets there.
 
-use crate::error::{new_tracking_id, ErrorDetail, TRACKING_ID};
+use crate::error::{new_tracking_id, ApiError, ErrorDetail, TRACKING_ID};
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
 pub(crate) async fn track(request: Request, next: Next) -> Response {
@@ -14,8 +14,12 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
+    // One layer does both jobs (each axum layer costs a service clone per request); the
+    // mapping runs inside the scope so that its error body carries this request's id.
     let mut response = TRACKING_ID
-        .scope(tracking_id.clone(), next.run(request))
+        .scope(tracking_id.clone(), async {
+            contract_rejections(next.run(request).await)
+        })
         .await;
     if let Ok(value) = HeaderValue::from_str(&tracking_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -33,4 +37,34 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         None => tracing::debug!(%method, %path, status, elapsed_ms, tracking_id, "request"),
     }
     response
+}
+
+/// Turns any answer the framework produced on its own (an empty 405 from a method router, a
+/// plain-text rejection) into the contract's JSON body.
+fn contract_rejections(response: Response) -> Response {
+    if response.extensions().get::<ErrorDetail>().is_some() {
+        return response;
+    }
+    let replacement = match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::LENGTH_REQUIRED => {
+            ApiError::Syntax(format!("the request was rejected ({})", response.status()))
+        }
+        status if status.is_client_error() || status.is_server_error() => {
+            ApiError::Internal(anyhow::anyhow!("unmapped framework response {status}"))
+        }
+        _ => return response,
+    };
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let mut mapped = replacement.into_response();
+    if let Some(allow) = allow {
+        mapped
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    mapped
 }

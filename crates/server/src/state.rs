@@ -1,6 +1,6 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
-use crate::cache::{ListCache, PatCache};
+use crate::cache::{IdentityCache, ListCache, PatCache};
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
 use crate::ratelimit::{Limit, RateLimits, SharedLimit};
@@ -54,17 +54,30 @@ pub struct Tenant {
     pub pod: String,
 }
 
-/// Cheap to clone: everything inside is shared.
+/// Cheap to clone: one shared pointer. Every request clones the state, so it is a single
+/// atomic count rather than one per part, which the cores would otherwise contend on.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+/// What the state holds.
+pub struct Parts {
     pub store: DynStore,
     pub keys: Arc<Keys>,
     pub config: Arc<ServerConfig>,
     pub tenant: Arc<Tenant>,
     pub pats: Arc<PatCache>,
+    pub identities: IdentityCache,
     pub lists: Arc<ListCache>,
     pub last_used: LastUsedWriter,
     pub limits: Arc<RateLimits>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
 const TENANT_ID_SETTING: &str = "tenant_id";
@@ -85,11 +98,12 @@ impl AppState {
             None => None,
         };
         let pats = Arc::new(PatCache::new(config.cache_lifetime));
-        let state = AppState {
+        let state = AppState(Arc::new(Parts {
             last_used: LastUsedWriter::start(store.clone(), pats.clone()),
             store,
             keys: Arc::new(keys),
             pats: pats.clone(),
+            identities: IdentityCache::new(),
             lists: Arc::new(ListCache::new(Duration::from_secs(5))),
 
             limits: Arc::new(
@@ -103,7 +117,7 @@ impl AppState {
                 org: "patd".to_owned(),
                 pod: "local".to_owned(),
             }),
-        };
+        }));
         state.follow_changes().await?;
         Ok(state)
     }

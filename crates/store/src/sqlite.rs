@@ -7,6 +7,7 @@ use crate::sql::{
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
+use creates::Creates;
 use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
@@ -22,6 +23,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+/// Group commit for creates.
+mod creates;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A SQLite database: a pool of readers and a single writer. SQLite admits one writer at a
@@ -31,6 +35,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    creates: Creates,
 }
 
 impl SqliteStore {
@@ -49,16 +54,24 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "10000")
             .pragma("cache_size", "-16000")
             .pragma("temp_store", "memory");
+        // The connections live in this process: pinging one before each use (sqlx's default)
+        // only adds a round trip to its worker thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { pool, writer })
+        Ok(SqliteStore {
+            pool,
+            creates: Creates::start(writer.clone()),
+            writer,
+        })
     }
 
     /// The pool, for tests that inspect the file directly.
@@ -132,31 +145,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
-        let pat = &new_pat.record;
-        // One statement: SQLite runs one writer at a time, so the count and the insert cannot be
-        // split by another writer.
-        let statement = sqlx::query(
-            "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-                 expiration_date, never_expires_acknowledged, managed, created, last_used) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
-             WHERE ? IS NULL OR ? = 1 \
-                OR (SELECT COUNT(*) FROM pats WHERE owner_id = ? AND managed = 0) < ?",
-        );
-        let result = bind_new_pat(statement, new_pat)
-            .bind(limit.map(i64::from))
-            .bind(pat.managed)
-            .bind(pat.owner_id.as_str())
-            .bind(limit.map(i64::from))
-            .execute(&self.writer)
-            .await;
-        match result {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
-            Err(err) => Err(err.into()),
-            Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached {
-                max: limit.unwrap_or_default(),
-            }),
-            Ok(_) => Ok(()),
-        }
+        self.creates.insert(new_pat, limit).await
     }
 
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
@@ -356,6 +345,24 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
 }
 
 /// The plain `INSERT` of a PAT, for bulk inserts.
+/// The insert of a new PAT that, with `limit`, stores nothing when the owner already has that
+/// many non-managed PATs. One statement: SQLite runs one writer at a time, so the count and the
+/// insert cannot be split by another writer.
+fn insert_limited(new_pat: &NewPat, limit: Option<u32>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+    let statement = sqlx::query(
+        "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
+             expiration_date, never_expires_acknowledged, managed, created, last_used) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE ? IS NULL OR ? = 1 \
+            OR (SELECT COUNT(*) FROM pats WHERE owner_id = ? AND managed = 0) < ?",
+    );
+    bind_new_pat(statement, new_pat)
+        .bind(limit.map(i64::from))
+        .bind(new_pat.record.managed)
+        .bind(new_pat.record.owner_id.as_str())
+        .bind(limit.map(i64::from))
+}
+
 fn insert_statement(new_pat: &NewPat) -> Query<'_, Sqlite, SqliteArguments<'_>> {
     let query = sqlx::query(
         "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \

@@ -48,3 +48,51 @@ async fn concurrent_creates_never_pass_the_limit() {
         10
     );
 }
+
+/// Creates that arrive together share one SQLite transaction (group commit): successes, name
+/// conflicts and limit refusals mixed in one burst must each get their own answer, and exactly
+/// the acknowledged PATs are stored.
+#[tokio::test]
+async fn a_burst_of_mixed_creates_answers_each_one_and_stores_exactly_the_successes() {
+    let app = spawn_app().await;
+    let busy = app.actor("burst-a", "USER", &[], &["sp:scopes:all"]).await;
+    let roomy = app.actor("burst-b", "USER", &[], &["sp:scopes:all"]).await;
+    // For `busy`: 15 creates over 12 names (three conflicts) against a limit of ten, the login
+    // PAT included, so nine get in. For `roomy`: 5 distinct names, all within the limit.
+    let requests = (0..15)
+        .map(|n| (&busy.token, format!("dup-{}", n % 12)))
+        .chain((0..5).map(|n| (&roomy.token, format!("own-{n}"))));
+    let responses =
+        join_all(requests.map(|(token, name)| app.create(token, CLASSIC, json!({ "name": name }))))
+            .await;
+    let mut created = Vec::new();
+    for response in responses {
+        match response.status().as_u16() {
+            200 => {
+                let body: serde_json::Value = response.json().await.unwrap();
+                created.push(body["id"].as_str().unwrap().to_owned());
+            }
+            400 => {
+                let (_, _, cause) = error_of(response).await;
+                assert!(
+                    cause.contains("is already used")
+                        || cause == "an owner may have at most 10 personal access tokens",
+                    "{cause}"
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(created.len(), 9 + 5);
+    let mut stored: Vec<String> = app
+        .list_ok(&busy.token, CLASSIC, "owner-id=me")
+        .await
+        .into_iter()
+        .chain(app.list_ok(&roomy.token, CLASSIC, "owner-id=me").await)
+        .filter(|item| item["name"] != "login")
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    created.sort();
+    assert_eq!(stored, created);
+}

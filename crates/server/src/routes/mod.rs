@@ -1,5 +1,5 @@
 //! The router: every route of CONTRACT §1 on every prefix, the JSON 404 and 405, and the
-//! tracking middleware around all of it.
+//! one middleware around all of it (tracking ids, contract-shaped refusals, the request log).
 
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
 mod oauth;
@@ -8,12 +8,11 @@ mod pats;
 
 pub use pats::BULK_UPDATE_PATH;
 
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::ApiError;
 use crate::middleware::track;
 use crate::state::AppState;
-use axum::extract::Request;
-use axum::http::{Method, StatusCode};
-use axum::middleware::{from_fn, Next};
+use axum::http::Method;
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
@@ -90,38 +89,6 @@ pub fn router(state: AppState) -> Router {
     all_routes()
         .router
         .fallback(|| async { ApiError::NotFound })
-        .layer(from_fn(contract_rejections))
         .layer(from_fn(track))
         .with_state(state)
-}
-
-/// Turns any answer the framework produced on its own (an empty 405 from a method router, a
-/// plain-text rejection) into the contract's JSON body.
-async fn contract_rejections(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    if response.extensions().get::<ErrorDetail>().is_some() {
-        return response;
-    }
-    let replacement = match response.status() {
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
-        StatusCode::NOT_FOUND => ApiError::NotFound,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-        | StatusCode::UNPROCESSABLE_ENTITY
-        | StatusCode::PAYLOAD_TOO_LARGE
-        | StatusCode::LENGTH_REQUIRED => {
-            ApiError::Syntax(format!("the request was rejected ({})", response.status()))
-        }
-        status if status.is_client_error() || status.is_server_error() => {
-            ApiError::Internal(anyhow::anyhow!("unmapped framework response {status}"))
-        }
-        _ => return response,
-    };
-    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
-    let mut mapped = replacement.into_response();
-    if let Some(allow) = allow {
-        mapped
-            .headers_mut()
-            .insert(axum::http::header::ALLOW, allow);
-    }
-    mapped
 }

@@ -139,8 +139,8 @@ async fn create(
 ) -> Result<Json<CreatePersonalAccessTokenResponse>, ApiError> {
     caller.may_create()?;
     let owner = state
-        .store
-        .identity(&caller.identity_id)
+        .identities
+        .get(state.store.as_ref(), &caller.identity_id)
         .await?
         .ok_or(ApiError::Forbidden)?;
     let input = CreateInput {
