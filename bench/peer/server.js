@@ -18,6 +18,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     id_token_signed_response_alg: "EdDSA",
   }],
   jwks: { keys: [jwk] },
+  ttl: { ClientCredentials: 43200 },
   enabledJWA: { requestObjectSigningAlgValues: ["EdDSA"], idTokenSigningAlgValues: ["EdDSA"] },
   features: {
     devInteractions: { enabled: false },

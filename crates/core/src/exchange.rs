@@ -2,9 +2,9 @@
 //! Every refusal looks the same from outside.
 
 use crate::identity::Identity;
-use crate::ids::{IdentityId, PatId};
+use crate::ids::PatId;
 use crate::pat::PatRecord;
-use crate::rights::{Level, Rights};
+use crate::rights::Rights;
 use crate::scope::Scope;
 use crate::secret::{Secret, SecretDigest};
 use time::{Duration, OffsetDateTime};
@@ -20,14 +20,13 @@ pub struct ExchangeRecord {
     pub owner: Identity,
 }
 
-/// Permission to mint an access token, with everything its claims need.
+/// Permission to mint an access token, with everything its claims need, borrowed from the
+/// record it was decided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub pat_id: PatId,
-    pub owner_id: IdentityId,
-    pub owner_name: String,
-    pub levels: Vec<Level>,
-    pub scope: Scope,
+pub struct Grant<'a> {
+    pub pat_id: &'a PatId,
+    pub owner: &'a Identity,
+    pub scope: &'a Scope,
     pub rights: Rights,
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -35,11 +34,11 @@ pub struct Grant {
 
 /// Decides an exchange. `record` is `None` when the id is unknown; the digest comparison runs
 /// all the same so that an unknown id and a wrong secret take the same time.
-pub fn decide(
-    record: Option<&ExchangeRecord>,
+pub fn decide<'a>(
+    record: Option<&'a ExchangeRecord>,
     secret: &Secret,
     now: OffsetDateTime,
-) -> Option<Grant> {
+) -> Option<Grant<'a>> {
     let dummy = SecretDigest::dummy();
     let digest = record.map_or(&dummy, |record| &record.digest);
     let secret_matches = digest.matches(secret);
@@ -54,11 +53,9 @@ pub fn decide(
         expires_at = expires_at.min(pat_expiry);
     }
     Some(Grant {
-        pat_id: record.pat.id.clone(),
-        owner_id: record.owner.id.clone(),
-        owner_name: record.owner.name.as_str().to_owned(),
-        levels: record.owner.levels.clone(),
-        scope: record.pat.scope.clone(),
+        pat_id: &record.pat.id,
+        owner: &record.owner,
+        scope: &record.pat.scope,
         rights: record.pat.scope.effective_rights(record.owner.rights()),
         issued_at: now,
         expires_at,
@@ -76,7 +73,8 @@ mod tests {
     use crate::expiry::Expiry;
     use crate::name::{IdentityName, PatName};
     use crate::pat::Validity;
-    use crate::rights::Right;
+    use crate::ids::IdentityId;
+    use crate::rights::{Level, Right};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);

@@ -36,8 +36,15 @@ impl Right {
     }
 
     /// The `idn:` spelling, used in JWT claims and in `patd identity create` output.
-    pub fn idn(self) -> String {
-        format!("idn:{}", self.name())
+    pub fn idn(self) -> &'static str {
+        match self {
+            Right::MyRead => "idn:my-personal-access-tokens:read",
+            Right::MyManage => "idn:my-personal-access-tokens:manage",
+            Right::AllRead => "idn:all-personal-access-tokens:read",
+            Right::AllManage => "idn:all-personal-access-tokens:manage",
+            Right::AllUpdate => "idn:all-personal-access-tokens:update",
+            Right::ManagedRead => "idn:managed-personal-access-tokens:read",
+        }
     }
 
     /// Reads either spelling; anything else names no right.
@@ -102,7 +109,7 @@ impl Rights {
 
     /// The `idn:` names, in a fixed order.
     pub fn idn_names(self) -> Vec<String> {
-        self.iter().map(Right::idn).collect()
+        self.iter().map(|right| right.idn().to_owned()).collect()
     }
 
     /// Reads names as found in a verified JWT; names of no known right are skipped.
@@ -168,6 +175,14 @@ mod tests {
         check("my-personal-access-tokens:read", None);
         check("sp:scopes:all", None);
         check("idn:all-personal-access-tokens:delete", None);
+    }
+
+    #[test]
+    fn the_idn_spelling_is_the_name_with_its_prefix() {
+        for right in Right::ALL {
+            assert_eq!(right.idn(), format!("idn:{}", right.name()));
+            assert_eq!(Right::parse(right.idn()), Some(right));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 /// RFC 3339 timestamps with millisecond precision and a `Z` suffix.
 pub mod timestamp;
 
+use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -184,24 +185,25 @@ pub struct TokenResponse {
     pub jti: String,
 }
 
-/// The claims of an access token patd mints.
+/// The claims of an access token patd mints. Minting borrows every text from where it already
+/// lives (no copies on the hot path); verifying reads owned ones (`AccessTokenClaims<'static>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessTokenClaims {
-    pub iss: String,
+pub struct AccessTokenClaims<'a> {
+    pub iss: Cow<'a, str>,
     pub iat: i64,
     pub exp: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub identity_id: String,
-    pub user_name: String,
-    pub tenant_id: String,
-    pub org: String,
-    pub pod: String,
+    pub jti: Cow<'a, str>,
+    pub client_id: Cow<'a, str>,
+    pub identity_id: Cow<'a, str>,
+    pub user_name: Cow<'a, str>,
+    pub tenant_id: Cow<'a, str>,
+    pub org: Cow<'a, str>,
+    pub pod: Cow<'a, str>,
     pub internal: bool,
     pub strong_auth: bool,
-    pub authorities: Vec<String>,
-    pub scope: Vec<String>,
-    pub rights: Vec<String>,
+    pub authorities: Vec<Cow<'a, str>>,
+    pub scope: Cow<'a, [String]>,
+    pub rights: Vec<Cow<'a, str>>,
 }
 
 /// `GET /oauth/info`.

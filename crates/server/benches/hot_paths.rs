@@ -12,7 +12,7 @@ use patd_server::{admin, router, AppState, ServerConfig};
 use std::net::SocketAddr;
 use tower::ServiceExt;
 
-fn claims() -> AccessTokenClaims {
+fn claims() -> AccessTokenClaims<'static> {
     let now = 1_800_000_000;
     AccessTokenClaims {
         iss: "http://127.0.0.1:8080".into(),
@@ -28,7 +28,7 @@ fn claims() -> AccessTokenClaims {
         internal: false,
         strong_auth: false,
         authorities: vec!["ORG_ADMIN".into()],
-        scope: vec!["sp:scopes:all".into()],
+        scope: vec!["sp:scopes:all".to_owned()].into(),
         rights: vec![
             "idn:my-personal-access-tokens:read".into(),
             "idn:my-personal-access-tokens:manage".into(),

@@ -2,6 +2,7 @@
 
 use crate::state::Tenant;
 use patd_core::exchange::Grant;
+use std::borrow::Cow;
 use patd_core::expiry::Family;
 use patd_core::identity::Identity;
 use patd_core::pat::{NewPat, PatRecord};
@@ -55,32 +56,38 @@ pub(crate) fn create_response(
     }
 }
 
-pub(crate) fn claims(
-    grant: &Grant,
-    issuer: &str,
-    tenant: &Tenant,
-    jti: String,
-) -> AccessTokenClaims {
+/// The claims of the token `grant` allows, borrowing every text.
+pub(crate) fn claims<'a>(
+    grant: &Grant<'a>,
+    issuer: &'a str,
+    tenant: &'a Tenant,
+    jti: &'a str,
+) -> AccessTokenClaims<'a> {
     AccessTokenClaims {
-        iss: issuer.to_owned(),
+        iss: Cow::Borrowed(issuer),
         iat: grant.issued_at.unix_timestamp(),
         exp: grant.expires_at.unix_timestamp(),
-        jti,
-        client_id: grant.pat_id.as_str().to_owned(),
-        identity_id: grant.owner_id.as_str().to_owned(),
-        user_name: grant.owner_name.clone(),
-        tenant_id: tenant.id.clone(),
-        org: tenant.org.clone(),
-        pod: tenant.pod.clone(),
+        jti: Cow::Borrowed(jti),
+        client_id: Cow::Borrowed(grant.pat_id.as_str()),
+        identity_id: Cow::Borrowed(grant.owner.id.as_str()),
+        user_name: Cow::Borrowed(grant.owner.name.as_str()),
+        tenant_id: Cow::Borrowed(&tenant.id),
+        org: Cow::Borrowed(&tenant.org),
+        pod: Cow::Borrowed(&tenant.pod),
         internal: false,
         strong_auth: false,
         authorities: grant
+            .owner
             .levels
             .iter()
-            .map(|level| level.as_str().to_owned())
+            .map(|level| Cow::Borrowed(level.as_str()))
             .collect(),
-        scope: grant.scope.entries().to_vec(),
-        rights: grant.rights.idn_names(),
+        scope: Cow::Borrowed(grant.scope.entries()),
+        rights: grant
+            .rights
+            .iter()
+            .map(|right| Cow::Borrowed(right.idn()))
+            .collect(),
     }
 }
 

@@ -51,7 +51,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .check_request(&claims.client_id, api_version(parts.uri.path()))
             .await
             .map_err(ApiError::RateLimited)?;
-        let rights = Rights::from_names(claims.rights.iter().map(String::as_str));
+        let rights = Rights::from_names(claims.rights.iter().map(AsRef::as_ref));
         Ok(Authenticated(Caller {
             identity_id,
             rights,

@@ -181,7 +181,7 @@ impl KeyRing {
 
     /// Signs `claims` as a compact JWS (RFC 7515) with the active key: the same bytes
     /// jsonwebtoken would produce, without re-parsing the key for every token.
-    pub fn mint(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
+    pub fn mint(&self, claims: &AccessTokenClaims<'_>) -> anyhow::Result<String> {
         let key = &self.active;
         let payload = serde_json::to_vec(claims).context("encoding JWT claims")?;
         let mut token =
@@ -196,7 +196,11 @@ impl KeyRing {
     }
 
     /// Checks the header's algorithm and `kid`, the signature, `iss` and `exp`, in that order.
-    pub fn verify(&self, token: &str, issuer: &str) -> Result<AccessTokenClaims, JwtRejection> {
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
         // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
         if header.alg != Algorithm::EdDSA {
@@ -208,7 +212,7 @@ impl KeyRing {
         validation.leeway = 0;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
-        jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
+        jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => JwtRejection::Expired,
@@ -235,7 +239,7 @@ pub async fn rotate(store: &dyn Store) -> anyhow::Result<String> {
 
 /// Tokens already verified, by their exact text: a bearer token is checked once, not on every
 /// request. `exp` and `iss` are still compared on every use.
-type Verified = moka::sync::Cache<String, std::sync::Arc<AccessTokenClaims>>;
+type Verified = moka::sync::Cache<String, std::sync::Arc<AccessTokenClaims<'static>>>;
 
 /// The key ring a node uses now, replaced whole when the keys change.
 pub struct Keys {
@@ -287,7 +291,7 @@ impl Keys {
         store: &dyn Store,
         token: &str,
         issuer: &str,
-    ) -> Result<std::sync::Arc<AccessTokenClaims>, JwtRejection> {
+    ) -> Result<std::sync::Arc<AccessTokenClaims<'static>>, JwtRejection> {
         if let Some(claims) = self.verified.get(token) {
             if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
                 return Err(JwtRejection::Expired);
@@ -307,7 +311,7 @@ impl Keys {
         store: &dyn Store,
         token: &str,
         issuer: &str,
-    ) -> Result<AccessTokenClaims, JwtRejection> {
+    ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
         match self.current().verify(token, issuer) {
             Err(JwtRejection::UnknownKid) if self.may_reload() => {
                 if let Err(err) = self.reload(store).await {

@@ -88,7 +88,7 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     let jti = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string();
-    let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, jti.clone());
+    let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, &jti);
     let access_token = state.keys.current().mint(&claims)?;
     let body = TokenResponse {
         access_token,
@@ -98,8 +98,8 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
         tenant_id: state.tenant.id.clone(),
         pod: state.tenant.pod.clone(),
         org: state.tenant.org.clone(),
-        identity_id: claims.identity_id.clone(),
-        user_name: claims.user_name.clone(),
+        identity_id: grant.owner.id.as_str().to_owned(),
+        user_name: grant.owner.name.as_str().to_owned(),
         internal: false,
         strong_auth: false,
         strong_auth_supported: false,
