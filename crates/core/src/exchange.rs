@@ -71,9 +71,9 @@ pub fn last_used_due(previous: Option<OffsetDateTime>, now: OffsetDateTime) -> b
 mod tests {
     use super::*;
     use crate::expiry::Expiry;
+    use crate::ids::IdentityId;
     use crate::name::{IdentityName, PatName};
     use crate::pat::Validity;
-    use crate::ids::IdentityId;
     use crate::rights::{Level, Right};
     use time::macros::datetime;
 

@@ -6,8 +6,8 @@
 /// RFC 3339 timestamps with millisecond precision and a `Z` suffix.
 pub mod timestamp;
 
-use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use time::OffsetDateTime;
 
 /// The owner of a PAT as the API shows it.

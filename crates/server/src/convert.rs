@@ -2,7 +2,6 @@
 
 use crate::state::Tenant;
 use patd_core::exchange::Grant;
-use std::borrow::Cow;
 use patd_core::expiry::Family;
 use patd_core::identity::Identity;
 use patd_core::pat::{NewPat, PatRecord};
@@ -12,6 +11,7 @@ use patd_proto::{
     IdentityView, PatOwner,
 };
 use patd_store::OwnedPat;
+use std::borrow::Cow;
 
 fn owner(pat: &PatRecord, owner_name: &str) -> PatOwner {
     PatOwner {

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -91,7 +91,7 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, &jti);
     let access_token = state.keys.current().mint(&claims)?;
     let body = TokenResponse {
-        access_token,
+        access_token: String::new(),
         token_type: "bearer".to_owned(),
         expires_in: claims.exp - claims.iat,
         scope: grant.scope.entries().join(" "),
@@ -106,11 +106,34 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
         enabled: true,
         jti,
     };
-    let mut response = Json(body).into_response();
+    let body = response_body(&body, &access_token)?;
+    let mut response = body.into_response();
     let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// What every serialized `TokenResponse` starts with: its first field is the token.
+const TOKEN_PREFIX: &[u8] = br#"{"access_token":""#;
+
+/// The JSON of `body` with `access_token` in its first field (where `body` has an empty one).
+/// A compact JWS is base64url and dots, which JSON never escapes, so the token is copied in
+/// whole rather than scanned byte by byte: it is most of the body.
+fn response_body(body: &TokenResponse, access_token: &str) -> Result<Vec<u8>, ApiError> {
+    let rest = serde_json::to_vec(body)
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("encoding the token response: {err}")))?;
+    let Some(after_token) = rest.strip_prefix(TOKEN_PREFIX) else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "the token response does not start with access_token"
+        )));
+    };
+    let mut out = Vec::with_capacity(rest.len() + access_token.len());
+    out.extend_from_slice(TOKEN_PREFIX);
+    out.extend_from_slice(access_token.as_bytes());
+    out.extend_from_slice(after_token);
+    Ok(out)
 }
 
 /// Gathers the parameters from HTTP Basic, the body (form or multipart) and the query string;
@@ -183,4 +206,40 @@ async fn info(State(state): State<AppState>) -> Json<OAuthInfo> {
 
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
     Json(state.keys.current().jwks().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spliced_body_is_what_serde_writes() {
+        let token = "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl-_";
+        let body = TokenResponse {
+            access_token: String::new(),
+            token_type: "bearer".to_owned(),
+            expires_in: 43_200,
+            scope: "sp:scopes:all".to_owned(),
+            tenant_id: "t".to_owned(),
+            pod: "local".to_owned(),
+            org: "patd".to_owned(),
+            identity_id: "i".to_owned(),
+            user_name: "Zoë \"quoted\" \\ name".to_owned(),
+            internal: false,
+            strong_auth: false,
+            strong_auth_supported: false,
+            enabled: true,
+            jti: "j".to_owned(),
+        };
+        let spliced = response_body(&body, token).unwrap();
+        let whole = serde_json::to_vec(&TokenResponse {
+            access_token: token.to_owned(),
+            ..body
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(spliced).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
+    }
 }
