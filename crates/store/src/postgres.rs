@@ -3,8 +3,8 @@
 
 use crate::sql::{
     dialect_binds, exchange_record, identity_from_row, is_unique_violation, millis,
-    owned_pat_from_row, push_order, push_where, row_access, signing_key_from_row, to_json, Dialect,
-    PAT_COLUMNS,
+    owned_pat_from_row, push_new_pat, push_order, push_where, row_access, signing_key_from_row,
+    to_json, Dialect, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
@@ -140,17 +140,19 @@ impl Store for PostgresStore {
             .bind(pat.owner_id.as_str())
             .execute(&mut *transaction)
             .await?;
-        let statement = sqlx::query(
-            "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-                 expiration_date, never_expires_acknowledged, managed, created, last_used) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-             WHERE $12::BIGINT IS NULL OR $9 \
-                OR (SELECT COUNT(*) FROM pats WHERE owner_id = $2 AND NOT managed) < $12::BIGINT",
-        );
-        let result = bind_new_pat(statement, new_pat)
-            .bind(limit.map(i64::from))
-            .execute(&mut *transaction)
-            .await;
+        let mut statement =
+            QueryBuilder::<Postgres>::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) SELECT "));
+        push_new_pat(&mut statement.separated(", "), new_pat);
+        statement.push(" WHERE ");
+        statement.push_bind(limit.map(i64::from));
+        statement.push("::BIGINT IS NULL OR ");
+        statement.push_bind(pat.managed);
+        statement.push(" OR (SELECT COUNT(*) FROM pats WHERE owner_id = ");
+        statement.push_bind(pat.owner_id.as_str());
+        statement.push(" AND NOT managed) < ");
+        statement.push_bind(limit.map(i64::from));
+        statement.push("::BIGINT");
+        let result = statement.build().execute(&mut *transaction).await;
         match result {
             Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
             Err(err) => return Err(err.into()),
@@ -168,8 +170,11 @@ impl Store for PostgresStore {
 
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
-        for new_pat in pats {
-            match insert_statement(new_pat).execute(&mut *transaction).await {
+        for chunk in pats.chunks(INSERT_CHUNK) {
+            let mut statement =
+                QueryBuilder::<Postgres>::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) "));
+            statement.push_values(chunk, |mut row, new_pat| push_new_pat(&mut row, new_pat));
+            match statement.build().execute(&mut *transaction).await {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
                 other => {
                     other?;
@@ -384,34 +389,4 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Postgres, PgArguments> {
     .bind(pat.expiry.date().map(millis))
     .bind(pat.never_expires_acknowledged)
     .bind(pat.id.as_str())
-}
-
-/// The plain `INSERT` of a PAT, for bulk inserts.
-fn insert_statement(new_pat: &NewPat) -> Query<'_, Postgres, PgArguments> {
-    let query = sqlx::query(
-        "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-             expiration_date, never_expires_acknowledged, managed, created, last_used) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    );
-    bind_new_pat(query, new_pat)
-}
-
-/// Binds the eleven columns of a new PAT, in table order, as `$1`…`$11` / the first eleven `?`.
-fn bind_new_pat<'q>(
-    query: Query<'q, Postgres, PgArguments>,
-    new_pat: &'q NewPat,
-) -> Query<'q, Postgres, PgArguments> {
-    let pat = &new_pat.record;
-    query
-        .bind(pat.id.as_str())
-        .bind(pat.owner_id.as_str())
-        .bind(pat.name.as_str())
-        .bind(new_pat.digest.as_bytes().as_slice())
-        .bind(to_json(pat.scope.entries()))
-        .bind(i64::from(pat.validity.seconds()))
-        .bind(pat.expiry.date().map(millis))
-        .bind(pat.never_expires_acknowledged)
-        .bind(pat.managed)
-        .bind(millis(pat.created))
-        .bind(pat.last_used.map(millis))
 }

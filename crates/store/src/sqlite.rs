@@ -2,8 +2,8 @@
 
 use crate::sql::{
     dialect_binds, exchange_record, identity_from_row, is_unique_violation, millis,
-    owned_pat_from_row, push_order, push_where, row_access, signing_key_from_row, to_json, Dialect,
-    PAT_COLUMNS,
+    owned_pat_from_row, push_new_pat, push_order, push_where, row_access, signing_key_from_row,
+    to_json, Dialect, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
@@ -150,8 +150,12 @@ impl Store for SqliteStore {
 
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         let mut transaction = self.writer.begin().await?;
-        for new_pat in pats {
-            match insert_statement(new_pat).execute(&mut *transaction).await {
+        for chunk in pats.chunks(INSERT_CHUNK) {
+            match insert_values(chunk)
+                .build()
+                .execute(&mut *transaction)
+                .await
+            {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
                 other => {
                     other?;
@@ -344,50 +348,27 @@ fn update_statement(pat: &PatRecord) -> Query<'_, Sqlite, SqliteArguments<'_>> {
     .bind(pat.id.as_str())
 }
 
-/// The plain `INSERT` of a PAT, for bulk inserts.
+/// One `INSERT` of many new PATs, with no per-owner limit (the caller has checked it or lifts
+/// it).
+fn insert_values<'a>(pats: impl IntoIterator<Item = &'a NewPat>) -> QueryBuilder<'a, Sqlite> {
+    let mut builder = QueryBuilder::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) "));
+    builder.push_values(pats, |mut row, new_pat| push_new_pat(&mut row, new_pat));
+    builder
+}
+
 /// The insert of a new PAT that, with `limit`, stores nothing when the owner already has that
 /// many non-managed PATs. One statement: SQLite runs one writer at a time, so the count and the
 /// insert cannot be split by another writer.
-fn insert_limited(new_pat: &NewPat, limit: Option<u32>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    let statement = sqlx::query(
-        "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-             expiration_date, never_expires_acknowledged, managed, created, last_used) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
-         WHERE ? IS NULL OR ? = 1 \
-            OR (SELECT COUNT(*) FROM pats WHERE owner_id = ? AND managed = 0) < ?",
-    );
-    bind_new_pat(statement, new_pat)
-        .bind(limit.map(i64::from))
-        .bind(new_pat.record.managed)
-        .bind(new_pat.record.owner_id.as_str())
-        .bind(limit.map(i64::from))
-}
-
-fn insert_statement(new_pat: &NewPat) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    let query = sqlx::query(
-        "INSERT INTO pats (id, owner_id, name, secret_digest, scope, access_token_validity, \
-             expiration_date, never_expires_acknowledged, managed, created, last_used) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    bind_new_pat(query, new_pat)
-}
-
-/// Binds the eleven columns of a new PAT, in table order, as `$1`…`$11` / the first eleven `?`.
-fn bind_new_pat<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    new_pat: &'q NewPat,
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    let pat = &new_pat.record;
-    query
-        .bind(pat.id.as_str())
-        .bind(pat.owner_id.as_str())
-        .bind(pat.name.as_str())
-        .bind(new_pat.digest.as_bytes().as_slice())
-        .bind(to_json(pat.scope.entries()))
-        .bind(i64::from(pat.validity.seconds()))
-        .bind(pat.expiry.date().map(millis))
-        .bind(pat.never_expires_acknowledged)
-        .bind(pat.managed)
-        .bind(millis(pat.created))
-        .bind(pat.last_used.map(millis))
+fn insert_limited(new_pat: &NewPat, limit: Option<u32>) -> QueryBuilder<'_, Sqlite> {
+    let mut builder = QueryBuilder::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) SELECT "));
+    push_new_pat(&mut builder.separated(", "), new_pat);
+    builder.push(" WHERE ");
+    builder.push_bind(limit.map(i64::from));
+    builder.push(" IS NULL OR ");
+    builder.push_bind(new_pat.record.managed);
+    builder.push(" = 1 OR (SELECT COUNT(*) FROM pats WHERE owner_id = ");
+    builder.push_bind(new_pat.record.owner_id.as_str());
+    builder.push(" AND managed = 0) < ");
+    builder.push_bind(limit.map(i64::from));
+    builder
 }

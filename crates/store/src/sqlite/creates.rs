@@ -1,15 +1,19 @@
 //! Group commit for creates: `insert_pat` calls that arrive while the writer is busy share one
-//! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) for many.
+//! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) and a fixed
+//! number of round trips to its connection for many PATs, not a few for each.
 
-use super::insert_limited;
+use super::{insert_limited, insert_values};
 use crate::sql::is_unique_violation;
 use crate::StoreError;
 use patd_core::pat::NewPat;
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Row};
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many creates share a transaction: enough to absorb a burst, small enough that
-/// the first of them is not kept waiting long.
+/// the first of them is not kept waiting long (and eleven parameters a row stay far below
+/// SQLite's limit).
 const MAX_BATCH: usize = 128;
 
 struct Job {
@@ -72,53 +76,188 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
             }
         }
         for job in batch.drain(..) {
-            let result = insert_limited(&job.new_pat, job.limit)
+            let result = match insert_limited(&job.new_pat, job.limit)
+                .build()
                 .execute(&writer)
                 .await
-                .map_err(StoreError::from)
-                .and_then(|done| outcome(done.rows_affected(), job.limit));
-            let _ = job.reply.send(named(result));
+            {
+                Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
+                Err(err) => Err(err.into()),
+                Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached {
+                    max: job.limit.unwrap_or_default(),
+                }),
+                Ok(_) => Ok(()),
+            };
+            let _ = job.reply.send(result);
         }
     }
 }
 
-/// Runs every create of `batch` in one transaction. A name conflict fails only its own statement
-/// (SQLite keeps the transaction); any other error abandons the whole transaction.
+/// Decides every create of `batch` from the owners' counts and taken names, read under the write
+/// lock, then inserts the admitted ones with one statement: five round trips for the batch.
 async fn in_one_transaction(
     writer: &SqlitePool,
     batch: &[Job],
 ) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
-    let mut transaction = writer.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let result = match insert_limited(&job.new_pat, job.limit)
+    // IMMEDIATE takes the write lock first, so nothing changes between the reads and the insert.
+    let mut transaction = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let limited: HashSet<&str> = batch
+        .iter()
+        .filter(|job| job.limit.is_some() && !job.new_pat.record.managed)
+        .map(|job| job.new_pat.record.owner_id.as_str())
+        .collect();
+    let mut counts = HashMap::new();
+    if !limited.is_empty() {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT owner_id, COUNT(*) FROM pats WHERE managed = 0 AND owner_id IN (",
+        );
+        let mut owners = query.separated(", ");
+        for owner in &limited {
+            owners.push_bind(*owner);
+        }
+        query.push(") GROUP BY owner_id");
+        for row in query.build().fetch_all(&mut *transaction).await? {
+            counts.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+        }
+    }
+    let mut query =
+        QueryBuilder::<Sqlite>::new("SELECT owner_id, name FROM pats WHERE (owner_id, name) IN (");
+    query.push_values(batch, |mut pair, job| {
+        pair.push_bind(job.new_pat.record.owner_id.as_str())
+            .push_bind(job.new_pat.record.name.as_str());
+    });
+    query.push(")");
+    let mut taken = HashSet::new();
+    for row in query.build().fetch_all(&mut *transaction).await? {
+        taken.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+    }
+    let requests: Vec<(&NewPat, Option<u32>)> =
+        batch.iter().map(|job| (&job.new_pat, job.limit)).collect();
+    let results = decide(&requests, counts, taken);
+    let admitted = requests
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .map(|((new_pat, _), _)| *new_pat);
+    let n_admitted = results.iter().filter(|result| result.is_ok()).count();
+    if n_admitted > 0 {
+        let done = insert_values(admitted)
+            .build()
+            .persistent(false)
             .execute(&mut *transaction)
-            .await
-        {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
-            Err(err) => return Err(err),
-            Ok(done) => outcome(done.rows_affected(), job.limit),
-        };
-        results.push(result);
+            .await?;
+        if usize::try_from(done.rows_affected()).ok() != Some(n_admitted) {
+            return Err(sqlx::Error::Protocol(
+                "a grouped insert stored an unexpected number of rows".to_owned(),
+            ));
+        }
     }
     transaction.commit().await?;
     Ok(results)
 }
 
-/// No row inserted means the owner's limit stopped it.
-fn outcome(rows_affected: u64, limit: Option<u32>) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        return Err(StoreError::LimitReached {
-            max: limit.unwrap_or_default(),
-        });
-    }
-    Ok(())
+/// The answer each create would get if the creates ran one after another in `requests` order,
+/// as `insert_limited` decides one: the owner's limit first (managed PATs and creates without a
+/// limit pass), then the name. `counts` holds each limited owner's non-managed PATs, `taken`
+/// the (owner, name) pairs already stored; names compare byte for byte, as the column does.
+fn decide(
+    requests: &[(&NewPat, Option<u32>)],
+    mut counts: HashMap<String, i64>,
+    mut taken: HashSet<(String, String)>,
+) -> Vec<Result<(), StoreError>> {
+    requests
+        .iter()
+        .map(|(new_pat, limit)| {
+            let pat = &new_pat.record;
+            let owner = pat.owner_id.as_str();
+            let count = counts.get(owner).copied().unwrap_or(0);
+            if let (Some(max), false) = (limit, pat.managed) {
+                if count >= i64::from(*max) {
+                    return Err(StoreError::LimitReached { max: *max });
+                }
+            }
+            if !taken.insert((owner.to_owned(), pat.name.as_str().to_owned())) {
+                return Err(StoreError::NameTaken);
+            }
+            if !pat.managed {
+                counts.insert(owner.to_owned(), count + 1);
+            }
+            Ok(())
+        })
+        .collect()
 }
 
-/// A unique violation is a name conflict.
-fn named(result: Result<(), StoreError>) -> Result<(), StoreError> {
-    match result {
-        Err(StoreError::Backend(err)) if is_unique_violation(&err) => Err(StoreError::NameTaken),
-        other => other,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patd_core::expiry::ExpiryRequest;
+    use patd_core::ids::IdentityId;
+    use patd_core::pat::{plan_create, CreateInput};
+    use time::macros::datetime;
+
+    fn new_pat(owner: &IdentityId, name: &str, managed: bool) -> NewPat {
+        let input = CreateInput {
+            name: Some(name.to_owned()),
+            scope: None,
+            validity_seconds: None,
+            expiry: ExpiryRequest::Admin(patd_core::expiry::AdminExpiry::Never),
+            managed,
+        };
+        let mut rng = rand::rng();
+        plan_create(
+            owner.clone(),
+            input,
+            datetime!(2026-01-01 0:00 UTC),
+            &mut rng,
+        )
+        .unwrap()
+        .0
+    }
+
+    fn outcome(result: &Result<(), StoreError>) -> &'static str {
+        match result {
+            Ok(()) => "ok",
+            Err(StoreError::NameTaken) => "name",
+            Err(StoreError::LimitReached { .. }) => "limit",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn a_batch_is_decided_as_if_its_creates_ran_in_order() {
+        let mut rng = rand::rng();
+        let a = IdentityId::generate(&mut rng);
+        let b = IdentityId::generate(&mut rng);
+        let pats = [
+            new_pat(&a, "one", false),    // a has 1 of 3: ok (2)
+            new_pat(&a, "one", false),    // same name in the batch
+            new_pat(&a, "stored", false), // name already stored
+            new_pat(&a, "two", false),    // ok (3)
+            new_pat(&a, "three", false),  // the limit
+            new_pat(&a, "one", false),    // the limit comes before the name
+            new_pat(&a, "managed", true), // managed PATs pass the limit
+            new_pat(&b, "one", false),    // another owner, no limit given
+            new_pat(&b, "two", false),    // b with a limit of 2: b now has 2
+        ];
+        let limits = [
+            Some(3),
+            Some(3),
+            Some(3),
+            Some(3),
+            Some(3),
+            Some(3),
+            Some(3),
+            None,
+            Some(2),
+        ];
+        let requests: Vec<_> = pats.iter().zip(limits).collect();
+        let counts = HashMap::from([(a.as_str().to_owned(), 1), (b.as_str().to_owned(), 1)]);
+        let taken = HashSet::from([(a.as_str().to_owned(), "stored".to_owned())]);
+        let results = decide(&requests, counts, taken);
+        let got: Vec<_> = results.iter().map(outcome).collect();
+        assert_eq!(
+            got,
+            ["ok", "name", "name", "ok", "limit", "limit", "ok", "ok", "limit"]
+        );
     }
 }
