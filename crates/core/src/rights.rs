@@ -2,6 +2,8 @@
 
 use crate::Rule;
 
+const IDN_PREFIX: &str = "idn:";
+
 /// One right over PATs. Each has an `idn:` and an `sp:` spelling; both are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Right {
@@ -25,14 +27,8 @@ impl Right {
 
     /// The name without its `idn:`/`sp:` prefix.
     pub fn name(self) -> &'static str {
-        match self {
-            Right::MyRead => "my-personal-access-tokens:read",
-            Right::MyManage => "my-personal-access-tokens:manage",
-            Right::AllRead => "all-personal-access-tokens:read",
-            Right::AllManage => "all-personal-access-tokens:manage",
-            Right::AllUpdate => "all-personal-access-tokens:update",
-            Right::ManagedRead => "managed-personal-access-tokens:read",
-        }
+        let idn = self.idn();
+        idn.strip_prefix(IDN_PREFIX).unwrap_or(idn)
     }
 
     /// The `idn:` spelling, used in JWT claims and in `patd identity create` output.
@@ -50,7 +46,7 @@ impl Right {
     /// Reads either spelling; anything else names no right.
     pub fn parse(raw: &str) -> Option<Right> {
         let bare = raw
-            .strip_prefix("idn:")
+            .strip_prefix(IDN_PREFIX)
             .or_else(|| raw.strip_prefix("sp:"))?;
         Right::ALL.into_iter().find(|right| right.name() == bare)
     }

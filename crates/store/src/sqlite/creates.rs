@@ -134,19 +134,18 @@ async fn in_one_transaction(
     let requests: Vec<(&NewPat, Option<u32>)> =
         batch.iter().map(|job| (&job.new_pat, job.limit)).collect();
     let results = decide(&requests, counts, taken);
-    let admitted = requests
+    let admitted: Vec<&NewPat> = requests
         .iter()
         .zip(&results)
-        .filter(|(_, result)| result.is_ok())
-        .map(|((new_pat, _), _)| *new_pat);
-    let n_admitted = results.iter().filter(|result| result.is_ok()).count();
-    if n_admitted > 0 {
-        let done = insert_values(admitted)
+        .filter_map(|((new_pat, _), result)| result.is_ok().then_some(*new_pat))
+        .collect();
+    if !admitted.is_empty() {
+        let done = insert_values(admitted.iter().copied())
             .build()
             .persistent(false)
             .execute(&mut *transaction)
             .await?;
-        if usize::try_from(done.rows_affected()).ok() != Some(n_admitted) {
+        if usize::try_from(done.rows_affected()).ok() != Some(admitted.len()) {
             return Err(sqlx::Error::Protocol(
                 "a grouped insert stored an unexpected number of rows".to_owned(),
             ));
@@ -180,7 +179,7 @@ fn decide(
                 return Err(StoreError::NameTaken);
             }
             if !pat.managed {
-                counts.insert(owner.to_owned(), count + 1);
+                *counts.entry(owner.to_owned()).or_insert(0) += 1;
             }
             Ok(())
         })
