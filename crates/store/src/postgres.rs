@@ -2,9 +2,9 @@
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
 use crate::sql::{
-    dialect_binds, exchange_record, identity_from_row, is_unique_violation, millis,
-    owned_pat_from_row, push_new_pat, push_order, push_where, row_access, signing_key_from_row,
-    to_json, Dialect, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
+    dialect_binds, exchange_record, is_unique_violation, millis, owned_pat_from_row, push_new_pat,
+    push_order, push_where, row_access, signing_key_from_row, to_json, Dialect, Identities,
+    IdentityKey, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
@@ -36,6 +36,13 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    fn identities(&self) -> Identities<'_, Postgres> {
+        Identities {
+            reader: &self.pool,
+            writer: &self.pool,
+        }
+    }
+
     /// Connects to `postgres://…` and migrates the database (or the schema named by the URL's
     /// `search_path` option).
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
@@ -69,6 +76,7 @@ impl Dialect for Postgres {
         builder.push(")");
     }
     // The "C" collation compares bytes, as SQLite's BINARY does, whatever the database's locale.
+    const PARAMS: [&'static str; 5] = ["$1", "$2", "$3", "$4", "$5"];
     const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
 }
 
@@ -91,45 +99,19 @@ async fn notify(
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO identities (id, name, levels, extra_rights, created) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(identity.id.as_str())
-        .bind(identity.name.as_str())
-        .bind(to_json(&identity.level_names()))
-        .bind(to_json(&identity.extra_rights.idn_names()))
-        .bind(millis(OffsetDateTime::now_utc()))
-        .execute(&self.pool)
-        .await;
-        match result {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
-            other => other.map(drop).map_err(StoreError::from),
-        }
+        self.identities().insert(identity).await
     }
 
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
-        sqlx::query("SELECT id, name, levels, extra_rights FROM identities WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| identity_from_row(&row, ""))
-            .transpose()
+        self.identities().find(IdentityKey::Id, id.as_str()).await
     }
 
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError> {
-        sqlx::query("SELECT id, name, levels, extra_rights FROM identities WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| identity_from_row(&row, ""))
-            .transpose()
+        self.identities().find(IdentityKey::Name, name).await
     }
 
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<bool, _>("empty")?)
+        self.identities().none_exist().await
     }
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {

@@ -15,7 +15,7 @@ use patd_core::rights::{Level, Right, Rights};
 use patd_core::scope::Scope;
 use patd_core::secret::SecretDigest;
 use sqlx::query_builder::Separated;
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
 use time::OffsetDateTime;
 
 /// The columns of a PAT, from `pats p`.
@@ -33,6 +33,8 @@ pub(crate) trait Dialect: Database {
     fn push_starts_with(builder: &mut QueryBuilder<'_, Self>, value: &str);
     /// `p.name` in an ORDER BY, compared byte-wise on every backend.
     const NAME_ORDER: &'static str;
+    /// The first five positional parameters, for statements written once for both backends.
+    const PARAMS: [&'static str; 5];
 }
 
 /// The `WHERE` clause of a list: visibility, then the client's filter.
@@ -330,4 +332,77 @@ pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigning
         private_pem: row.text("private_pem")?,
         created: from_millis(row.int("created")?, "created")?,
     })
+}
+
+/// The identity queries, the same on both backends. `reader` serves the reads and `writer` the
+/// insert.
+pub(crate) struct Identities<'p, DB: Database> {
+    pub reader: &'p Pool<DB>,
+    pub writer: &'p Pool<DB>,
+}
+
+impl<DB> Identities<'_, DB>
+where
+    DB: Dialect,
+    DB::Row: RowAccess,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    pub(crate) async fn insert(&self, identity: &Identity) -> Result<(), StoreError> {
+        let [id, name, levels, rights, created] = DB::PARAMS;
+        let sql = format!(
+            "INSERT INTO identities (id, name, levels, extra_rights, created) \
+             VALUES ({id}, {name}, {levels}, {rights}, {created})"
+        );
+        let result = sqlx::query::<DB>(&sql)
+            .bind(identity.id.as_str())
+            .bind(identity.name.as_str())
+            .bind(to_json(&identity.level_names()))
+            .bind(to_json(&identity.extra_rights.idn_names()))
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(self.writer)
+            .await;
+        match result {
+            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
+            other => other.map(drop).map_err(StoreError::from),
+        }
+    }
+
+    /// The identity whose id, or whose name, is `value`.
+    pub(crate) async fn find(
+        &self,
+        by: IdentityKey,
+        value: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        let column = match by {
+            IdentityKey::Id => "id",
+            IdentityKey::Name => "name",
+        };
+        let sql = format!(
+            "SELECT id, name, levels, extra_rights FROM identities WHERE {column} = {}",
+            DB::PARAMS[0]
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(value)
+            .fetch_optional(self.reader)
+            .await?
+            .map(|row| identity_from_row(&row, ""))
+            .transpose()
+    }
+
+    pub(crate) async fn none_exist(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query::<DB>("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
+            .fetch_one(self.reader)
+            .await?;
+        row.boolean("empty")
+    }
+}
+
+/// Which column an identity is looked up by.
+pub(crate) enum IdentityKey {
+    Id,
+    Name,
 }

@@ -1,9 +1,9 @@
 //! The SQLite backend: WAL mode, migrations embedded in the binary, one file created on demand.
 
 use crate::sql::{
-    dialect_binds, exchange_record, identity_from_row, is_unique_violation, millis,
-    owned_pat_from_row, push_new_pat, push_order, push_where, row_access, signing_key_from_row,
-    to_json, Dialect, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
+    dialect_binds, exchange_record, is_unique_violation, millis, owned_pat_from_row, push_new_pat,
+    push_order, push_where, row_access, signing_key_from_row, to_json, Dialect, Identities,
+    IdentityKey, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
 use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
 use async_trait::async_trait;
@@ -39,6 +39,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    fn identities(&self) -> Identities<'_, Sqlite> {
+        Identities {
+            reader: &self.pool,
+            writer: &self.writer,
+        }
+    }
+
     /// Opens (creating if missing) the file named by `sqlite://PATH` and migrates it.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -95,6 +102,7 @@ impl Dialect for Sqlite {
         builder.push(")");
     }
     // SQLite's default collation, BINARY, already compares bytes.
+    const PARAMS: [&'static str; 5] = ["?", "?", "?", "?", "?"];
     const NAME_ORDER: &'static str = "p.name";
 }
 
@@ -103,45 +111,19 @@ row_access!(SqliteRow);
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO identities (id, name, levels, extra_rights, created) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(identity.id.as_str())
-        .bind(identity.name.as_str())
-        .bind(to_json(&identity.level_names()))
-        .bind(to_json(&identity.extra_rights.idn_names()))
-        .bind(millis(OffsetDateTime::now_utc()))
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
-            other => other.map(drop).map_err(StoreError::from),
-        }
+        self.identities().insert(identity).await
     }
 
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
-        sqlx::query("SELECT id, name, levels, extra_rights FROM identities WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| identity_from_row(&row, ""))
-            .transpose()
+        self.identities().find(IdentityKey::Id, id.as_str()).await
     }
 
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError> {
-        sqlx::query("SELECT id, name, levels, extra_rights FROM identities WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| identity_from_row(&row, ""))
-            .transpose()
+        self.identities().find(IdentityKey::Name, name).await
     }
 
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<bool, _>("empty")?)
+        self.identities().none_exist().await
     }
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
