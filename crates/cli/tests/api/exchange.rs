@@ -445,9 +445,3 @@ async fn a_token_never_outlives_its_pat() {
     assert!(claims["exp"].as_i64().unwrap() <= soon.unix_timestamp());
     assert!(body["expires_in"].as_i64().unwrap() <= 300);
 }
-
-/// The secret with its last character changed.
-fn typo(secret: &str) -> String {
-    let last = if secret.ends_with('x') { 'y' } else { 'x' };
-    format!("{}{last}", &secret[..secret.len() - 1])
-}

@@ -381,3 +381,9 @@ pub async fn seed_pat(
     }
     new_pat.record.id.to_string()
 }
+
+/// The secret with its last character changed, whatever that character is.
+pub fn typo(secret: &str) -> String {
+    let last = if secret.ends_with('x') { 'y' } else { 'x' };
+    format!("{}{last}", &secret[..secret.len() - 1])
+}

@@ -1,6 +1,7 @@
 //! A secret appears in one response and nowhere else: not in the database, not in the logs.
 
 use crate::cli::ServerProcess;
+use crate::helpers::typo;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -82,7 +83,7 @@ async fn secrets_never_reach_the_database_file_or_the_logs() {
             .status(),
         200
     );
-    let wrong = format!("{}x", &secret[..secret.len() - 1]);
+    let wrong = typo(&secret);
     assert_eq!(
         client
             .post(format!(
