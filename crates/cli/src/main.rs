@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long shutdown waits for queued `lastUsed` writes.
+const SHUTDOWN_FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -98,9 +101,13 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
             created.id, created.secret
         );
     }
-    let router = patd_server::router(state);
+    let router = patd_server::router(state.clone());
     tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
     patd_server::serve(listener, router, shutdown_signal()).await?;
+    // No request is left to queue a write: store the ones still queued before exiting.
+    if !state.last_used.settled(SHUTDOWN_FLUSH_BOUND).await {
+        tracing::warn!("some lastUsed writes were not stored before shutdown");
+    }
     tracing::info!("patd stopped");
     Ok(())
 }

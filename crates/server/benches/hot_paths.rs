@@ -50,7 +50,8 @@ fn hot_paths(c: &mut Criterion) {
         },
     );
 
-    let ring = KeyRing::new(SigningKey::generate().unwrap(), Vec::new());
+    let issuer = "http://127.0.0.1:8080".to_owned();
+    let ring = KeyRing::new(SigningKey::generate().unwrap(), Vec::new(), &[issuer]);
     let mut claims = claims();
     c.bench_function("jwt: sign (EdDSA)", |b| {
         b.iter(|| ring.mint(black_box(&claims)).unwrap())
@@ -58,10 +59,7 @@ fn hot_paths(c: &mut Criterion) {
     claims.exp = i64::MAX / 2;
     let token = ring.mint(&claims).unwrap();
     c.bench_function("jwt: verify (EdDSA, kid, iss, exp)", |b| {
-        b.iter(|| {
-            ring.verify(black_box(&token), "http://127.0.0.1:8080")
-                .unwrap()
-        })
+        b.iter(|| ring.verify(black_box(&token)).unwrap())
     });
 
     let filter = r#"(name sw "ci-" or name in ("deploy", "nightly")) and not managed eq true and lastUsed le 2026-06-25T20:22:28.104Z"#;

@@ -7,10 +7,10 @@ use moka::ops::compute::{CompResult, Op};
 use patd_core::exchange::{last_used_due, ExchangeRecord};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
-use patd_store::{Store, StoreError};
+use patd_store::{Health, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// How many PATs the cache holds at most.
@@ -18,8 +18,20 @@ const CAPACITY: u64 = 200_000;
 
 type Record = Option<Arc<ExchangeRecord>>;
 
+/// A cached answer and when it was read from the database.
+#[derive(Clone)]
+struct Entry {
+    record: Record,
+    loaded: Instant,
+}
+
 pub struct PatCache {
-    records: moka::future::Cache<PatId, Record>,
+    records: moka::future::Cache<PatId, Entry>,
+    /// How long an entry is trusted without a write seen by this node.
+    lifetime: Duration,
+    /// What this node knows of the database: while it is out of reach, entries older than
+    /// `lifetime` keep answering until `lifetime + grace`, when moka drops them.
+    health: Arc<Health>,
     /// Bumped for a PAT by each invalidation of it, so a load that overlapped one is not kept.
     generations: moka::sync::Cache<PatId, u64>,
     /// Bumped by `invalidate_all`.
@@ -29,25 +41,20 @@ pub struct PatCache {
     lists_epoch: AtomicU64,
 }
 
-/// Why a coalesced load gave no cacheable value.
-#[derive(Debug)]
-enum LoadError {
-    Store(StoreError),
-    /// The PAT was written while it was being read.
-    Stale,
-}
-
 impl PatCache {
-    /// `lifetime` bounds how long an entry is trusted without a write seen by this node.
-    pub fn new(lifetime: Duration) -> PatCache {
+    /// `lifetime` bounds how long an entry is trusted without a write seen by this node, and
+    /// `grace` how much longer it still answers while the database is out of reach.
+    pub fn new(lifetime: Duration, grace: Duration, health: Arc<Health>) -> PatCache {
         PatCache {
             records: moka::future::Cache::builder()
                 .max_capacity(CAPACITY)
-                .time_to_live(lifetime)
+                .time_to_live(lifetime + grace)
                 .build(),
+            lifetime,
+            health,
             generations: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
-                .time_to_live(lifetime * 2)
+                .time_to_live((lifetime + grace) * 2)
                 .build(),
             epoch: AtomicU64::new(0),
             last_used: moka::sync::Cache::builder()
@@ -66,34 +73,49 @@ impl PatCache {
     }
 
     /// The PAT's exchange record, from memory when possible. `None`: no such PAT. Concurrent
-    /// misses for one PAT share a single database read.
+    /// loads of one PAT share a single database read. While the database is out of reach, an
+    /// entry past its lifetime still answers until its grace runs out.
     pub async fn get(&self, store: &dyn Store, id: &PatId) -> Result<Record, StoreError> {
-        if let Some(cached) = self.records.get(id).await {
-            return Ok(cached);
-        }
-        // A load that overlapped a write to the PAT is not kept; the next attempt loads again,
-        // still shared by every waiter.
-        for _ in 0..3 {
-            let load = async {
-                let before = self.generation(id);
-                let loaded = store.pat_for_exchange(id).await.map_err(LoadError::Store)?;
-                if self.generation(id) != before {
-                    return Err(LoadError::Stale);
-                }
-                Ok(loaded.map(Arc::new))
-            };
-            match self.records.try_get_with(id.clone(), load).await {
-                Ok(record) => return Ok(record),
-                Err(err) if matches!(*err, LoadError::Stale) => continue,
-                Err(err) => {
-                    if let Ok(LoadError::Store(store_error)) = Arc::try_unwrap(err) {
-                        return Err(store_error);
-                    }
-                    break;
-                }
+        if let Some(entry) = self.records.get(id).await {
+            if entry.loaded.elapsed() < self.lifetime || self.health.is_down() {
+                return Ok(entry.record);
             }
         }
-        // Writes keep racing the loads (or the error was shared): read once more, keep nothing.
+        // A load that overlapped a write to the PAT is not kept; the next attempt loads again.
+        for _ in 0..3 {
+            let before = self.generation(id);
+            let computed = self
+                .records
+                .entry(id.clone())
+                .and_try_compute_with(|current| async move {
+                    let current = current.map(|entry| entry.into_value());
+                    // Another caller refreshed it while this one waited for the entry.
+                    if current
+                        .as_ref()
+                        .is_some_and(|entry| entry.loaded.elapsed() < self.lifetime)
+                    {
+                        return Ok(Op::Nop);
+                    }
+                    match store.pat_for_exchange(id).await {
+                        Ok(_) if self.generation(id) != before => Ok(Op::Remove),
+                        Ok(record) => Ok(Op::Put(Entry {
+                            record: record.map(Arc::new),
+                            loaded: Instant::now(),
+                        })),
+                        // Out of reach: the entry in hand keeps answering within its grace.
+                        Err(err) if err.is_unavailable() && current.is_some() => Ok(Op::Nop),
+                        Err(err) => Err(err),
+                    }
+                })
+                .await?;
+            match computed {
+                CompResult::Inserted(entry)
+                | CompResult::ReplacedWith(entry)
+                | CompResult::Unchanged(entry) => return Ok(entry.into_value().record),
+                CompResult::Removed(_) | CompResult::StillNone(_) => continue,
+            }
+        }
+        // Writes keep racing the loads: read once more, keep nothing.
         Ok(store.pat_for_exchange(id).await?.map(Arc::new))
     }
 

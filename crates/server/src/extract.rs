@@ -26,7 +26,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| ApiError::Unauthorized("JWT is required".to_owned()))?;
         let claims = state
             .keys
-            .verify(state.store.as_ref(), token, &state.config.public_url)
+            .verify(state.store.as_ref(), token)
             .await
             .map_err(|rejection| {
                 ApiError::Unauthorized(format!("JWT validation failed: {}", rejection.reason()))

@@ -11,7 +11,9 @@ use patd_proto::AccessTokenClaims;
 use patd_store::{Store, StoredSigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 const PEM_TAG: &str = "PRIVATE KEY";
@@ -85,11 +87,17 @@ fn thumbprint(public_x: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// The active signing key and every key a token may be verified with.
+/// The active signing key, every key a token may be verified with, and every issuer (`iss`) a
+/// node of this deployment signs as.
 pub struct KeyRing {
     active: SigningKey,
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
+    issuers: HashSet<String>,
+    /// The checks every token goes through: EdDSA only, no leeway, `exp` and a known `iss`.
+    validation: Validation,
+    /// Counts reloads, so that concurrent requests that met an unknown `kid` share one.
+    generation: u64,
 }
 
 /// Why a bearer token was refused; the text follows `JWT validation failed: `.
@@ -117,23 +125,16 @@ impl JwtRejection {
 }
 
 impl KeyRing {
-    /// Uses the PEM key if one is given; otherwise the newest key in the database (rotation adds
-    /// a newer one), generating and storing one on an empty database. Every stored key verifies
-    /// tokens.
-    pub async fn load(store: &dyn Store, pem_text: Option<&str>) -> anyhow::Result<KeyRing> {
-        let mut stored = store.signing_keys().await?;
-        if stored.is_empty() && pem_text.is_none() {
-            let fresh = SigningKey::generate()?;
-            store
-                .insert_signing_key(&StoredSigningKey {
-                    kid: fresh.kid.clone(),
-                    private_pem: fresh.to_pem(),
-                    created: OffsetDateTime::now_utc(),
-                })
-                .await?;
-            // Read back: if another node stored a key at the same moment, all agree on the newest.
-            stored = store.signing_keys().await?;
-        }
+    /// Reads the stored keys and issuers. The PEM key signs if one is given; otherwise the
+    /// newest stored key does (rotation adds a newer one). Every stored key verifies tokens, and
+    /// every registered issuer is accepted besides `own_issuer`.
+    pub async fn read(
+        store: &dyn Store,
+        pem_text: Option<&str>,
+        own_issuer: &str,
+        generation: u64,
+    ) -> anyhow::Result<KeyRing> {
+        let stored = store.signing_keys().await?;
         let mut keys = stored
             .iter()
             .map(|key| SigningKey::from_pem(&key.private_pem))
@@ -145,13 +146,21 @@ impl KeyRing {
                 SigningKey::from_pem(text)?
             }
             (None, Some(newest)) => newest,
-            (None, None) => return Err(anyhow!("no signing key in the database")),
+            (None, None) => {
+                return Err(anyhow!(
+                    "no signing key in the database; add one with `patd key rotate`"
+                ))
+            }
         };
-        Ok(KeyRing::new(active, keys))
+        let mut issuers: Vec<String> = store.issuers().await?;
+        issuers.push(own_issuer.to_owned());
+        let mut ring = KeyRing::new(active, keys, &issuers);
+        ring.generation = generation;
+        Ok(ring)
     }
 
-    /// A ring from keys in hand: `active` signs, all verify.
-    pub fn new(active: SigningKey, others: Vec<SigningKey>) -> KeyRing {
+    /// A ring from keys in hand: `active` signs, all verify; tokens of any of `issuers` pass.
+    pub fn new(active: SigningKey, others: Vec<SigningKey>, issuers: &[String]) -> KeyRing {
         let mut all: Vec<&SigningKey> = vec![&active];
         all.extend(others.iter().filter(|key| key.kid != active.kid));
         let jwks = json!({"keys": all.iter().map(|key| key.jwk()).collect::<Vec<_>>()});
@@ -163,10 +172,17 @@ impl KeyRing {
                     .map(|decoding| (key.kid.clone(), decoding))
             })
             .collect();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.set_issuer(issuers);
+        validation.set_required_spec_claims(&["exp", "iss"]);
         KeyRing {
             active,
             verifying,
             jwks,
+            issuers: issuers.iter().cloned().collect(),
+            validation,
+            generation: 0,
         }
     }
 
@@ -177,6 +193,11 @@ impl KeyRing {
     /// `/.well-known/jwks.json`.
     pub fn jwks(&self) -> &Value {
         &self.jwks
+    }
+
+    /// Whether tokens with this `iss` come from this deployment.
+    pub fn trusts_issuer(&self, issuer: &str) -> bool {
+        self.issuers.contains(issuer)
     }
 
     /// Signs `claims` as a compact JWS (RFC 7515) with the active key: the same bytes
@@ -196,11 +217,7 @@ impl KeyRing {
     }
 
     /// Checks the header's algorithm and `kid`, the signature, `iss` and `exp`, in that order.
-    pub fn verify(
-        &self,
-        token: &str,
-        issuer: &str,
-    ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
+    pub fn verify(&self, token: &str) -> Result<AccessTokenClaims<'static>, JwtRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
         // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
         if header.alg != Algorithm::EdDSA {
@@ -208,11 +225,7 @@ impl KeyRing {
         }
         let kid = header.kid.ok_or(JwtRejection::UnknownKid)?;
         let key = self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 0;
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &validation)
+        jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => JwtRejection::Expired,
@@ -227,107 +240,138 @@ impl KeyRing {
 /// Adds a fresh key to the database; every node signs with it once it reloads its keys.
 pub async fn rotate(store: &dyn Store) -> anyhow::Result<String> {
     let fresh = SigningKey::generate()?;
-    store
-        .insert_signing_key(&StoredSigningKey {
-            kid: fresh.kid.clone(),
-            private_pem: fresh.to_pem(),
-            created: OffsetDateTime::now_utc(),
-        })
-        .await?;
+    store.insert_signing_key(&stored(&fresh)).await?;
     Ok(fresh.kid)
+}
+
+fn stored(key: &SigningKey) -> StoredSigningKey {
+    StoredSigningKey {
+        kid: key.kid.clone(),
+        private_pem: key.to_pem(),
+        created: OffsetDateTime::now_utc(),
+    }
 }
 
 /// Tokens already verified, by their exact text: a bearer token is checked once, not on every
 /// request. `exp` and `iss` are still compared on every use.
-type Verified = moka::sync::Cache<String, std::sync::Arc<AccessTokenClaims<'static>>>;
+type Verified = moka::sync::Cache<String, Arc<AccessTokenClaims<'static>>>;
 
-/// The key ring a node uses now, replaced whole when the keys change.
+/// Reloads prompted by tokens start at most this often; requests that need one wait for it.
+const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The key ring a node uses now, replaced whole when the keys or issuers change.
 pub struct Keys {
-    current: std::sync::RwLock<std::sync::Arc<KeyRing>>,
+    current: RwLock<Arc<KeyRing>>,
     verified: Verified,
     pem_text: Option<String>,
-    /// When the keys were last read, so an unknown `kid` triggers at most one read a second.
-    last_reload: std::sync::Mutex<std::time::Instant>,
+    own_issuer: String,
+    /// Held while the ring is read again, so one reload runs at a time; holds when the last one
+    /// ended.
+    reloading: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Keys {
-    pub async fn load(store: &dyn Store, pem_text: Option<&str>) -> anyhow::Result<Keys> {
-        let ring = KeyRing::load(store, pem_text).await?;
+    /// Creates the deployment's first key if the database has none (exactly once, however many
+    /// nodes start together), then reads the ring.
+    pub async fn load(
+        store: &dyn Store,
+        pem_text: Option<&str>,
+        own_issuer: &str,
+    ) -> anyhow::Result<Keys> {
+        if pem_text.is_none() && store.signing_keys().await?.is_empty() {
+            let fresh = SigningKey::generate()?;
+            // Lost or won, the key to use is read back below.
+            store.insert_first_signing_key(&stored(&fresh)).await?;
+        }
+        let ring = KeyRing::read(store, pem_text, own_issuer, 0).await?;
         Ok(Keys {
-            current: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            current: RwLock::new(Arc::new(ring)),
             verified: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(300))
+                .time_to_live(Duration::from_secs(300))
                 .build(),
             pem_text: pem_text.map(str::to_owned),
-            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+            own_issuer: own_issuer.to_owned(),
+            reloading: tokio::sync::Mutex::new(None),
         })
     }
 
-    pub fn current(&self) -> std::sync::Arc<KeyRing> {
+    pub fn current(&self) -> Arc<KeyRing> {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Reads the keys from the database again.
+    /// Reads the keys and issuers from the database again (a key was added, a node registered,
+    /// or announcements may have been missed).
     pub async fn reload(&self, store: &dyn Store) -> anyhow::Result<()> {
-        let ring = std::sync::Arc::new(KeyRing::load(store, self.pem_text.as_deref()).await?);
-        match self.current.write() {
-            Ok(mut guard) => *guard = ring,
-            Err(poisoned) => *poisoned.into_inner() = ring,
+        let mut last = self.reloading.lock().await;
+        let result = self.read_and_install(store).await;
+        *last = Some(Instant::now());
+        result
+    }
+
+    /// Reloads unless the ring has changed since `seen` was current. Waits for a reload already
+    /// running, and starts a new one at most every `RELOAD_INTERVAL`, so a flood of unknown
+    /// `kid`s costs the database a few reads a second however many requests carry them.
+    async fn reload_after(&self, store: &dyn Store, seen: u64) {
+        let mut last = self.reloading.lock().await;
+        if self.current().generation != seen {
+            return;
         }
-        if let Ok(mut last) = self.last_reload.lock() {
-            *last = std::time::Instant::now();
+        if let Some(ended) = *last {
+            tokio::time::sleep_until((ended + RELOAD_INTERVAL).into()).await;
+        }
+        if let Err(err) = self.read_and_install(store).await {
+            tracing::warn!(error = %err, "could not reload signing keys");
+        }
+        *last = Some(Instant::now());
+    }
+
+    async fn read_and_install(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let generation = self.current().generation + 1;
+        let ring = KeyRing::read(
+            store,
+            self.pem_text.as_deref(),
+            &self.own_issuer,
+            generation,
+        )
+        .await?;
+        match self.current.write() {
+            Ok(mut guard) => *guard = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
         }
         Ok(())
     }
 
-    /// Verifies a token; a `kid` this node has not seen yet (a key another node just added)
-    /// prompts one reload before the token is refused.
+    /// Verifies a token. A `kid` or an `iss` this node has not seen yet (a key another node just
+    /// added, a node that just started) prompts a reload before the token is refused.
     pub async fn verify(
         &self,
         store: &dyn Store,
         token: &str,
-        issuer: &str,
-    ) -> Result<std::sync::Arc<AccessTokenClaims<'static>>, JwtRejection> {
+    ) -> Result<Arc<AccessTokenClaims<'static>>, JwtRejection> {
         if let Some(claims) = self.verified.get(token) {
             if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
                 return Err(JwtRejection::Expired);
             }
-            if claims.iss != issuer {
+            if !self.current().trusts_issuer(&claims.iss) {
                 return Err(JwtRejection::Issuer);
             }
             return Ok(claims);
         }
-        let claims = std::sync::Arc::new(self.verify_uncached(store, token, issuer).await?);
-        self.verified.insert(token.to_owned(), claims.clone());
-        Ok(claims)
-    }
-
-    async fn verify_uncached(
-        &self,
-        store: &dyn Store,
-        token: &str,
-        issuer: &str,
-    ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
-        match self.current().verify(token, issuer) {
-            Err(JwtRejection::UnknownKid) if self.may_reload() => {
-                if let Err(err) = self.reload(store).await {
-                    tracing::warn!(error = %err, "could not reload signing keys");
-                }
-                self.current().verify(token, issuer)
+        let ring = self.current();
+        let claims = match ring.verify(token) {
+            Err(JwtRejection::UnknownKid | JwtRejection::Issuer) => {
+                self.reload_after(store, ring.generation).await;
+                self.current().verify(token)
             }
             other => other,
-        }
-    }
-
-    fn may_reload(&self) -> bool {
-        self.last_reload
-            .lock()
-            .map(|last| last.elapsed() >= std::time::Duration::from_secs(1))
-            .unwrap_or(false)
+        };
+        let claims = Arc::new(claims?);
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 }
 

@@ -1,48 +1,131 @@
 //! Writes `lastUsed` off the request path: exchanges queue the (rare) due writes, and one task
-//! drains the queue in batches.
+//! writes each batch in one statement, announced to the other nodes. Lists on this node wait for
+//! the writes queued before them, so a list sent after an exchange's answer shows its use, and
+//! shutdown waits for the queue to drain.
 
+use crate::cache::PatCache;
 use patd_core::exchange::LAST_USED_INTERVAL;
 use patd_core::ids::PatId;
-use patd_store::DynStore;
+use patd_store::{DynStore, LastUse};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-/// Most writes taken from the queue at once.
+/// Most writes in one statement.
 const BATCH: usize = 256;
+
+/// Retries of a failed batch back off up to this long between attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// The sending side, held by the app state.
 #[derive(Clone)]
 pub struct LastUsedWriter {
-    queue: mpsc::UnboundedSender<(PatId, OffsetDateTime)>,
+    queue: Arc<Mutex<Queue>>,
+    /// The sequence number of the last write queued.
+    queued: Arc<AtomicU64>,
+    /// The sequence number up to which every queued write is stored (or given up).
+    stored: watch::Receiver<u64>,
+}
+
+/// The channel and the numbering of its writes, kept under one lock so that sequence numbers
+/// are in queue order.
+struct Queue {
+    sender: mpsc::UnboundedSender<(u64, PatId, OffsetDateTime)>,
+    next: u64,
 }
 
 impl LastUsedWriter {
     /// Starts the writer task on `store`.
-    pub fn start(store: DynStore, pats: std::sync::Arc<crate::cache::PatCache>) -> LastUsedWriter {
-        let (queue, mut pending) = mpsc::unbounded_channel::<(PatId, OffsetDateTime)>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            // Ends when every sender is gone, after writing what was queued.
-            while pending.recv_many(&mut batch, BATCH).await > 0 {
-                for (id, at) in batch.drain(..) {
-                    if let Err(err) = store
-                        .record_last_used(&id, at, at - LAST_USED_INTERVAL)
-                        .await
-                    {
-                        tracing::warn!(error = %err, pat_id = %id, "could not record lastUsed");
-                    }
-                }
-                // Lists show lastUsed.
-                pats.lists_changed();
-            }
-        });
-        LastUsedWriter { queue }
+    pub fn start(store: DynStore, pats: Arc<PatCache>) -> LastUsedWriter {
+        let (sender, pending) = mpsc::unbounded_channel();
+        let (stored_sender, stored) = watch::channel(0);
+        tokio::spawn(write_batches(store, pats, pending, stored_sender));
+        LastUsedWriter {
+            queue: Arc::new(Mutex::new(Queue { sender, next: 0 })),
+            queued: Arc::new(AtomicU64::new(0)),
+            stored,
+        }
     }
 
-    /// Queues a write; never waits.
+    /// Queues a write; never waits for the database.
     pub fn record(&self, id: PatId, at: OffsetDateTime) {
-        if self.queue.send((id, at)).is_err() {
+        let Ok(mut queue) = self.queue.lock() else {
+            tracing::warn!("the lastUsed queue is poisoned");
+            return;
+        };
+        queue.next += 1;
+        let sequence = queue.next;
+        if queue.sender.send((sequence, id, at)).is_err() {
             tracing::warn!("the lastUsed writer has stopped");
+            return;
         }
+        self.queued.store(sequence, Ordering::Release);
+    }
+
+    /// Waits, at most `bound`, until every write queued before this call is stored. Returns
+    /// whether they all were.
+    pub async fn settled(&self, bound: Duration) -> bool {
+        let target = self.queued.load(Ordering::Acquire);
+        if *self.stored.borrow() >= target {
+            return true;
+        }
+        let mut stored = self.stored.clone();
+        tokio::time::timeout(bound, stored.wait_for(|done| *done >= target))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+}
+
+async fn write_batches(
+    store: DynStore,
+    pats: Arc<PatCache>,
+    mut pending: mpsc::UnboundedReceiver<(u64, PatId, OffsetDateTime)>,
+    stored: watch::Sender<u64>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    // Ends when every sender is gone, after writing what was queued.
+    while pending.recv_many(&mut batch, BATCH).await > 0 {
+        let last = batch
+            .iter()
+            .map(|(sequence, ..)| *sequence)
+            .max()
+            .unwrap_or(0);
+        // One row per PAT: the latest use wins.
+        let mut latest: HashMap<PatId, OffsetDateTime> = HashMap::new();
+        for (_, id, at) in batch.drain(..) {
+            let slot = latest.entry(id).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        let uses: Vec<LastUse> = latest
+            .into_iter()
+            .map(|(id, at)| LastUse {
+                id,
+                at,
+                not_after: at - LAST_USED_INTERVAL,
+            })
+            .collect();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match store.record_last_used(&uses).await {
+                Ok(_) => break,
+                // The database is back soon, or this node stops: try again until then. Shutdown
+                // bounds how long it waits for the queue.
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, pats = uses.len(), "lastUsed not written yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, pats = uses.len(), "could not record lastUsed");
+                    break;
+                }
+            }
+        }
+        // Lists show lastUsed.
+        pats.lists_changed();
+        stored.send_replace(last);
     }
 }

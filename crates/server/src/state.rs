@@ -4,9 +4,10 @@ use crate::cache::{IdentityCache, ListCache, PatCache};
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
 use crate::ratelimit::{Limit, RateLimits, SharedLimit};
-use patd_store::{DynStore, Store, StoreEvent};
+use patd_store::{DynStore, Guarded, Health, StoreEvent};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Settings that do not change while the server runs.
 #[derive(Debug, Clone)]
@@ -21,6 +22,10 @@ pub struct ServerConfig {
     pub exchange_failure_limit: Limit,
     /// How long a cached PAT is trusted without a write seen by this node.
     pub cache_lifetime: Duration,
+    /// How much longer a cached PAT keeps answering while the database is out of reach.
+    pub outage_grace: Duration,
+    /// Every database call ends within this, answering 500 if the database has not.
+    pub database_timeout: Duration,
     /// A Redis URL: keep the per-client rate limit there, shared by every node.
     pub rate_limit_redis: Option<String>,
 }
@@ -40,6 +45,8 @@ impl ServerConfig {
                 seconds: 60,
             },
             cache_lifetime: Duration::from_secs(60),
+            outage_grace: Duration::from_secs(300),
+            database_timeout: Duration::from_secs(5),
             rate_limit_redis: None,
         }
     }
@@ -70,6 +77,8 @@ pub struct Parts {
     pub lists: Arc<ListCache>,
     pub last_used: LastUsedWriter,
     pub limits: Arc<RateLimits>,
+    /// Whether the database answers, as the store's calls find it.
+    pub health: Arc<Health>,
 }
 
 impl std::ops::Deref for AppState {
@@ -83,21 +92,32 @@ impl std::ops::Deref for AppState {
 const TENANT_ID_SETTING: &str = "tenant_id";
 
 impl AppState {
-    /// Loads (or on first start creates) the tenant id and the signing keys.
+    /// Subscribes to other nodes' writes, registers this node's issuer, loads (or on a new
+    /// database creates, once) the tenant id and the signing keys. Subscribing comes first so
+    /// that nothing announced while the rest loads is missed.
     pub async fn prepare(
         store: DynStore,
         config: ServerConfig,
         signing_key_pem: Option<&str>,
     ) -> anyhow::Result<AppState> {
+        let guarded = Guarded::new(store, config.database_timeout);
+        let health = guarded.health();
+        let store: DynStore = Arc::new(guarded);
+        let events = store.subscribe().await?;
         let tenant_id = store
             .setting_or_insert(TENANT_ID_SETTING, &uuid::Uuid::new_v4().to_string())
             .await?;
-        let keys = Keys::load(store.as_ref() as &dyn Store, signing_key_pem).await?;
+        store.register_issuer(&config.public_url).await?;
+        let keys = Keys::load(store.as_ref(), signing_key_pem, &config.public_url).await?;
         let shared = match &config.rate_limit_redis {
             Some(url) => SharedLimit::connect(url, &tenant_id, config.rate_limit).await?,
             None => None,
         };
-        let pats = Arc::new(PatCache::new(config.cache_lifetime));
+        let pats = Arc::new(PatCache::new(
+            config.cache_lifetime,
+            config.outage_grace,
+            health.clone(),
+        ));
         let state = AppState(Arc::new(Parts {
             last_used: LastUsedWriter::start(store.clone(), pats.clone()),
             store,
@@ -117,30 +137,37 @@ impl AppState {
                 org: "patd".to_owned(),
                 pod: "local".to_owned(),
             }),
+            health,
         }));
-        state.follow_changes().await?;
+        if let Some(events) = events {
+            state.follow_changes(events);
+        }
         Ok(state)
     }
 
     /// Applies other nodes' writes, as the database announces them, to this node's caches.
-    async fn follow_changes(&self) -> anyhow::Result<()> {
-        let Some(mut events) = self.store.subscribe().await? else {
-            return Ok(());
-        };
+    fn follow_changes(&self, mut events: mpsc::Receiver<StoreEvent>) {
         let state = self.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
                     StoreEvent::PatChanged(id) => state.pats.invalidate(&id).await,
-                    StoreEvent::Resync => state.pats.invalidate_all(),
-                    StoreEvent::KeysChanged => {
-                        if let Err(err) = state.keys.reload(state.store.as_ref()).await {
-                            tracing::warn!(error = %err, "could not reload signing keys");
-                        }
+                    StoreEvent::ListsChanged => state.pats.lists_changed(),
+                    StoreEvent::KeysChanged => state.reload_keys().await,
+                    StoreEvent::Resync => {
+                        // The feed is back, so the database is; what it said meanwhile is lost.
+                        state.health.mark_up();
+                        state.pats.invalidate_all();
+                        state.reload_keys().await;
                     }
                 }
             }
         });
-        Ok(())
+    }
+
+    async fn reload_keys(&self) {
+        if let Err(err) = self.keys.reload(self.store.as_ref()).await {
+            tracing::warn!(error = %err, "could not reload signing keys");
+        }
     }
 }

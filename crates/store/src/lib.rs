@@ -1,6 +1,8 @@
 //! patd's storage: the `Store` trait the server talks to, and its backends. Owns all SQL, the
 //! migrations and the mapping of database errors to `StoreError`; decides no rights.
 
+/// A store decorator that bounds every call in time and tracks whether the database answers.
+pub mod guard;
 /// The PostgreSQL backend.
 pub mod postgres;
 /// SQL and row decoding shared by the backends.
@@ -20,6 +22,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+pub use guard::{Guarded, Health};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -28,9 +31,12 @@ pub use sqlite::SqliteStore;
 pub enum StoreEvent {
     /// A PAT was created, patched or deleted.
     PatChanged(PatId),
-    /// A signing key was added.
+    /// A signing key was added, or a node registered its issuer.
     KeysChanged,
-    /// Announcements may have been missed (the connection was lost): forget everything cached.
+    /// `lastUsed` was written for some PATs: list answers are stale.
+    ListsChanged,
+    /// The change feed was lost and is back: announcements may have been missed meanwhile, so
+    /// everything cached must be forgotten and the keys read again.
     Resync,
 }
 
@@ -48,11 +54,48 @@ pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
+    /// The database did not answer: unreachable, or slower than the call's time bound.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("unsupported database URL '{0}': expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        if is_connectivity(&err) {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Backend(err)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing or failing a statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Errors that mean the database is out of reach rather than that a statement failed.
+fn is_connectivity(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // PostgreSQL's connection exceptions (08…) and shutdown notices (57P01–57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 /// A PAT with its owner's display name, as the API shows it.
@@ -76,6 +119,15 @@ pub struct PatQuery {
 pub struct PatPage {
     pub items: Vec<OwnedPat>,
     pub total: Option<u64>,
+}
+
+/// One use of a PAT to record: `lastUsed` becomes `at` unless it is already later than
+/// `not_after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUse {
+    pub id: PatId,
+    pub at: OffsetDateTime,
+    pub not_after: OffsetDateTime,
 }
 
 /// A signing key as kept in the database: its id and its PKCS#8 PEM.
@@ -125,17 +177,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// The PAT, its digest and its owner, for a token exchange.
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;
-    /// Sets `lastUsed` to `at` unless it is already later than `not_after`; returns whether it
-    /// wrote.
-    async fn record_last_used(
-        &self,
-        id: &PatId,
-        at: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    /// Records many uses in one statement, and announces them to other nodes; returns how many
+    /// PATs changed. Each PAT appears at most once.
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    /// Adds a key (rotation) and announces it.
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    /// Stores `key` only if no first key was ever stored: of nodes starting together on a new
+    /// database exactly one wins. Returns whether this one did.
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
+    /// Records that a node issues tokens under `url` (its JWT `iss`), and announces it.
+    async fn register_issuer(&self, url: &str) -> Result<(), StoreError>;
+    /// Every issuer a node of this database has registered.
+    async fn issuers(&self) -> Result<Vec<String>, StoreError>;
     /// Returns the stored value of `key`, storing `value` first if there is none.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 

@@ -2,11 +2,13 @@
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
 use crate::sql::{
-    dialect_binds, exchange_record, is_unique_violation, millis, owned_pat_from_row, push_new_pat,
-    push_order, push_where, row_access, signing_key_from_row, to_json, Dialect, Identities,
-    IdentityKey, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
+    dialect_binds, exchange_record, is_unique_violation, millis, notify, owned_pat_from_row,
+    push_new_pat, push_order, push_where, row_access, to_json, Dialect, IdentityKey, Queries,
+    INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, NEW_PAT_COLUMNS, PATS_CHANNEL, PAT_COLUMNS,
 };
-use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
+use crate::{
+    LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+};
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
@@ -16,18 +18,19 @@ use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, Postgres,
 };
 use sqlx::query::Query;
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The channel that carries the id of every PAT written.
-const PATS_CHANNEL: &str = "patd_pats";
-/// The channel that says a signing key was added.
-const KEYS_CHANNEL: &str = "patd_keys";
+/// How long the change feed may stay silent before it pings itself, and how long after a ping
+/// with no answer it is taken for dead: a connection cut by a network partition never reports
+/// an error on its own.
+const FEED_PING_AFTER: Duration = Duration::from_secs(5);
+const FEED_DEAD_AFTER: Duration = Duration::from_secs(10);
 
 /// A PostgreSQL database behind a connection pool.
 #[derive(Debug, Clone)]
@@ -36,8 +39,8 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    fn identities(&self) -> Identities<'_, Postgres> {
-        Identities {
+    fn queries(&self) -> Queries<'_, Postgres> {
+        Queries {
             reader: &self.pool,
             writer: &self.pool,
         }
@@ -49,7 +52,8 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            // A database out of reach fails requests in seconds, not after a long hang.
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -63,6 +67,9 @@ impl PostgresStore {
 
 impl Dialect for Postgres {
     dialect_binds!();
+    fn param(n: usize) -> String {
+        format!("${n}")
+    }
     fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str) {
         builder.push("(strpos(p.name, ");
         builder.push_bind(value.to_owned());
@@ -78,40 +85,27 @@ impl Dialect for Postgres {
     // The "C" collation compares bytes, as SQLite's BINARY does, whatever the database's locale.
     const PARAMS: [&'static str; 5] = ["$1", "$2", "$3", "$4", "$5"];
     const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
+    const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
 }
 
 row_access!(PgRow);
 
-/// Announces a write to every node; delivered when the transaction commits.
-async fn notify(
-    connection: &mut PgConnection,
-    channel: &str,
-    payload: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channel)
-        .bind(payload)
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
-        self.identities().insert(identity).await
+        self.queries().insert(identity).await
     }
 
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
-        self.identities().find(IdentityKey::Id, id.as_str()).await
+        self.queries().find(IdentityKey::Id, id.as_str()).await
     }
 
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError> {
-        self.identities().find(IdentityKey::Name, name).await
+        self.queries().find(IdentityKey::Name, name).await
     }
 
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
-        self.identities().none_exist().await
+        self.queries().none_exist().await
     }
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
@@ -145,7 +139,7 @@ impl Store for PostgresStore {
             }
             Ok(_) => {}
         }
-        notify(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?;
+        notify::<Postgres>(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -232,7 +226,9 @@ impl Store for PostgresStore {
                 Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
                 Err(err) => return Err(err.into()),
                 Ok(done) if done.rows_affected() == 0 => return Err(StoreError::NotFound),
-                Ok(_) => notify(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?,
+                Ok(_) => {
+                    notify::<Postgres>(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?
+                }
             }
         }
         transaction.commit().await?;
@@ -250,7 +246,7 @@ impl Store for PostgresStore {
             .execute(&mut *transaction)
             .await?;
         if done.rows_affected() > 0 {
-            notify(&mut transaction, PATS_CHANNEL, id.as_str()).await?;
+            notify::<Postgres>(&mut transaction, PATS_CHANNEL, id.as_str()).await?;
         }
         transaction.commit().await?;
         Ok(done.rows_affected() > 0)
@@ -272,93 +268,149 @@ impl Store for PostgresStore {
         exchange_record(&row).map(Some)
     }
 
-    async fn record_last_used(
-        &self,
-        id: &PatId,
-        at: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE pats SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used <= $3)",
-        )
-        .bind(millis(at))
-        .bind(id.as_str())
-        .bind(millis(not_after))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+        self.queries().record_last_used(uses).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        sqlx::query("SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(signing_key_from_row)
-            .collect()
+        self.queries().signing_keys().await
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, created) VALUES ($1, $2, $3) \
-             ON CONFLICT (kid) DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(millis(key.created))
-        .execute(&mut *transaction)
-        .await?;
-        notify(&mut transaction, KEYS_CHANNEL, &key.kid).await?;
-        transaction.commit().await?;
-        Ok(())
+        self.queries().insert_signing_key(key).await
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        self.queries().insert_first_signing_key(key).await
+    }
+
+    async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
+        self.queries().register_issuer(url).await
+    }
+
+    async fn issuers(&self) -> Result<Vec<String>, StoreError> {
+        self.queries().issuers().await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("value")?)
+        self.queries().setting_or_insert(key, value).await
     }
 
     async fn subscribe(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen_all([PATS_CHANNEL, KEYS_CHANNEL]).await?;
+        let feed = Feed::new(self.pool.clone());
+        let listener = feed.connect().await?;
         let (sender, receiver) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            loop {
-                let event = match listener.try_recv().await {
-                    Ok(Some(notification)) if notification.channel() == KEYS_CHANNEL => {
-                        StoreEvent::KeysChanged
-                    }
-                    Ok(Some(notification)) => match PatId::parse(notification.payload()) {
-                        Some(id) => StoreEvent::PatChanged(id),
-                        None => continue,
-                    },
-                    // The connection dropped and will be re-established: anything said meanwhile
-                    // is lost, so everything cached must be forgotten.
-                    Ok(None) => StoreEvent::Resync,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "lost the database's change feed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        StoreEvent::Resync
-                    }
-                };
-                if sender.send(event).await.is_err() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(feed.run(listener, sender));
         Ok(Some(receiver))
     }
+}
+
+/// The change feed: a LISTEN connection that is rebuilt whenever it is lost, and that pings
+/// itself when quiet so that a connection silently cut by the network is noticed too.
+struct Feed {
+    pool: PgPool,
+    /// This feed's own channel for its pings, so that it hears only its own.
+    ping_channel: String,
+}
+
+impl Feed {
+    fn new(pool: PgPool) -> Feed {
+        let ping_channel = format!("patd_ping_{}", uuid_like());
+        Feed { pool, ping_channel }
+    }
+
+    async fn connect(&self) -> Result<PgListener, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener
+            .listen_all([
+                PATS_CHANNEL,
+                KEYS_CHANNEL,
+                LISTS_CHANNEL,
+                self.ping_channel.as_str(),
+            ])
+            .await?;
+        Ok(listener)
+    }
+
+    async fn run(self, mut listener: PgListener, sender: mpsc::Sender<StoreEvent>) {
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        loop {
+            let wait = if pinged {
+                FEED_DEAD_AFTER
+            } else {
+                FEED_PING_AFTER
+            };
+            let event = match tokio::time::timeout(wait, listener.try_recv()).await {
+                Ok(Ok(Some(notification))) => {
+                    last_heard = Instant::now();
+                    pinged = false;
+                    match notification.channel() {
+                        KEYS_CHANNEL => StoreEvent::KeysChanged,
+                        LISTS_CHANNEL => StoreEvent::ListsChanged,
+                        PATS_CHANNEL => match PatId::parse(notification.payload()) {
+                            Some(id) => StoreEvent::PatChanged(id),
+                            None => continue,
+                        },
+                        _ => continue,
+                    }
+                }
+                // sqlx noticed the loss and has already listened again on a new connection;
+                // whatever was said in between is lost.
+                Ok(Ok(None)) => StoreEvent::Resync,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "lost the database's change feed; reconnecting");
+                    listener = self.reconnect().await;
+                    StoreEvent::Resync
+                }
+                Err(_) if !pinged => {
+                    // Quiet for a while: ask the database to say something on our channel.
+                    let ping = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(&self.ping_channel)
+                        .execute(&self.pool);
+                    if let Err(err) = tokio::time::timeout(FEED_DEAD_AFTER, ping).await {
+                        tracing::debug!(error = %err, "the change feed's ping timed out");
+                    }
+                    pinged = true;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        silent_for = ?last_heard.elapsed(),
+                        "the database's change feed went silent; reconnecting"
+                    );
+                    listener = self.reconnect().await;
+                    StoreEvent::Resync
+                }
+            };
+            if matches!(event, StoreEvent::Resync) {
+                last_heard = Instant::now();
+                pinged = false;
+            }
+            if sender.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A new LISTEN connection, retried with backoff until the database answers.
+    async fn reconnect(&self) -> PgListener {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match tokio::time::timeout(FEED_DEAD_AFTER, self.connect()).await {
+                Ok(Ok(listener)) => return listener,
+                Ok(Err(err)) => tracing::debug!(error = %err, "change feed reconnect failed"),
+                Err(_) => tracing::debug!("change feed reconnect timed out"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// 32 random hex characters.
+fn uuid_like() -> String {
+    patd_core::ids::random_hex_id(&mut rand::rng())
 }
 
 fn update_statement(pat: &PatRecord) -> Query<'_, Postgres, PgArguments> {

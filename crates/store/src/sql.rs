@@ -2,7 +2,7 @@
 //! filter (every value bound, never pasted), and rows turned back into domain values. The few
 //! places where SQLite and PostgreSQL differ go through [`Dialect`] and [`RowAccess`].
 
-use crate::{millis_comparison, OwnedPat, PatQuery, StoreError, StoredSigningKey};
+use crate::{millis_comparison, LastUse, OwnedPat, PatQuery, StoreError, StoredSigningKey};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::expiry::Expiry;
 use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
@@ -35,7 +35,24 @@ pub(crate) trait Dialect: Database {
     const NAME_ORDER: &'static str;
     /// The first five positional parameters, for statements written once for both backends.
     const PARAMS: [&'static str; 5];
+    /// The statement that announces a write to other nodes (channel, payload), delivered when
+    /// the transaction commits; `None` where every writer is this process.
+    const NOTIFY: Option<&'static str>;
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// The `n`th positional parameter (from 1), for statements built as text.
+    fn param(n: usize) -> String;
 }
+
+/// The channel that carries the id of every PAT written.
+pub(crate) const PATS_CHANNEL: &str = "patd_pats";
+/// The channel that says a signing key was added or a node registered its issuer.
+pub(crate) const KEYS_CHANNEL: &str = "patd_keys";
+/// The channel that says `lastUsed` was written for some PATs.
+pub(crate) const LISTS_CHANNEL: &str = "patd_lists";
+
+/// The setting that marks the first signing key as created, so that it is created once.
+const FIRST_KEY_SETTING: &str = "first_signing_key";
 
 /// The `WHERE` clause of a list: visibility, then the client's filter.
 pub(crate) fn push_where<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, query: &PatQuery) {
@@ -179,6 +196,9 @@ pub(crate) use row_access;
 /// Implements the binding half of [`Dialect`] for a backend: `push_bind` of each value type.
 macro_rules! dialect_binds {
     () => {
+        fn rows_affected(result: &Self::QueryResult) -> u64 {
+            result.rows_affected()
+        }
         fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String) {
             builder.push_bind(value);
         }
@@ -334,18 +354,19 @@ pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigning
     })
 }
 
-/// The identity queries, the same on both backends. `reader` serves the reads and `writer` the
-/// insert.
-pub(crate) struct Identities<'p, DB: Database> {
+/// The queries written once for both backends: identities, signing keys, settings, issuers and
+/// `lastUsed`. `reader` serves the reads and `writer` the writes (SQLite has one writer).
+pub(crate) struct Queries<'p, DB: Database> {
     pub reader: &'p Pool<DB>,
     pub writer: &'p Pool<DB>,
 }
 
-impl<DB> Identities<'_, DB>
+impl<DB> Queries<'_, DB>
 where
     DB: Dialect,
     DB::Row: RowAccess,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
     for<'a> &'a str: Encode<'a, DB> + Type<DB>,
     for<'a> String: Encode<'a, DB> + Type<DB>,
@@ -399,6 +420,191 @@ where
             .await?;
         row.boolean("empty")
     }
+
+    pub(crate) async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        sqlx::query::<DB>(
+            "SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid",
+        )
+        .fetch_all(self.reader)
+        .await?
+        .iter()
+        .map(signing_key_from_row)
+        .collect()
+    }
+
+    pub(crate) async fn insert_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        insert_key::<DB>(&mut *transaction, key).await?;
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The marker setting and the key go in one transaction: a node that starts at the same
+    /// moment waits on the marker's unique key until this commits, then stores nothing.
+    pub(crate) async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        let [setting, value, ..] = DB::PARAMS;
+        let sql = format!(
+            "INSERT INTO settings (key, value) VALUES ({setting}, {value}) \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        let won = sqlx::query::<DB>(&sql)
+            .bind(FIRST_KEY_SETTING)
+            .bind(key.kid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let won = DB::rows_affected(&won) == 1;
+        if won {
+            insert_key::<DB>(&mut *transaction, key).await?;
+            notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+        }
+        transaction.commit().await?;
+        Ok(won)
+    }
+
+    pub(crate) async fn setting_or_insert(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<String, StoreError> {
+        let [first, second, ..] = DB::PARAMS;
+        let insert = format!(
+            "INSERT INTO settings (key, value) VALUES ({first}, {second}) \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        sqlx::query::<DB>(&insert)
+            .bind(key)
+            .bind(value)
+            .execute(self.writer)
+            .await?;
+        let select = format!("SELECT value FROM settings WHERE key = {first}");
+        let row = sqlx::query::<DB>(&select)
+            .bind(key)
+            .fetch_one(self.writer)
+            .await?;
+        row.text("value")
+    }
+
+    pub(crate) async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
+        let [issuer, started, ..] = DB::PARAMS;
+        let sql = format!(
+            "INSERT INTO issuers (url, last_started) VALUES ({issuer}, {started}) \
+             ON CONFLICT (url) DO UPDATE SET last_started = excluded.last_started"
+        );
+        let mut transaction = self.writer.begin().await?;
+        sqlx::query::<DB>(&sql)
+            .bind(url)
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(&mut *transaction)
+            .await?;
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "issuer").await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn issuers(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query::<DB>("SELECT url FROM issuers ORDER BY url")
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(|row| row.text("url"))
+            .collect()
+    }
+
+    /// One statement for the whole batch: the values travel as a table that the `UPDATE` joins,
+    /// and the write stays conditional per PAT so that concurrent nodes write once.
+    pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<String> = (0..uses.len())
+            .map(|row| {
+                let first = 3 * row + 1;
+                format!(
+                    "({}, {}, {})",
+                    DB::param(first),
+                    DB::param(first + 1),
+                    DB::param(first + 2)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH v (id, at, not_after) AS (VALUES {}) \
+             UPDATE pats SET last_used = (SELECT v.at FROM v WHERE v.id = pats.id) \
+             WHERE pats.id IN (SELECT v.id FROM v) AND (pats.last_used IS NULL \
+             OR pats.last_used <= (SELECT v.not_after FROM v WHERE v.id = pats.id))",
+            rows.join(", ")
+        );
+        let mut statement = sqlx::query::<DB>(&sql);
+        for last_use in uses {
+            statement = statement
+                .bind(last_use.id.as_str())
+                .bind(millis(last_use.at))
+                .bind(millis(last_use.not_after));
+        }
+        let mut transaction = self.writer.begin().await?;
+        let done = statement.execute(&mut *transaction).await?;
+        let written = DB::rows_affected(&done);
+        if written > 0 {
+            notify::<DB>(&mut *transaction, LISTS_CHANNEL, &written.to_string()).await?;
+        }
+        transaction.commit().await?;
+        Ok(written)
+    }
+}
+
+async fn insert_key<DB>(
+    connection: &mut DB::Connection,
+    key: &StoredSigningKey,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    let [kid, pem, created, ..] = DB::PARAMS;
+    let sql = format!(
+        "INSERT INTO signing_keys (kid, private_pem, created) VALUES ({kid}, {pem}, {created}) \
+         ON CONFLICT (kid) DO NOTHING"
+    );
+    sqlx::query::<DB>(&sql)
+        .bind(key.kid.as_str())
+        .bind(key.private_pem.as_str())
+        .bind(millis(key.created))
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Announces a write on `channel`, where the backend has other nodes to tell.
+pub(crate) async fn notify<DB>(
+    connection: &mut DB::Connection,
+    channel: &str,
+    payload: &str,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(sql) = DB::NOTIFY {
+        sqlx::query::<DB>(sql)
+            .bind(channel)
+            .bind(payload)
+            .execute(connection)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Which column an identity is looked up by.

@@ -2,10 +2,12 @@
 
 use crate::sql::{
     dialect_binds, exchange_record, is_unique_violation, millis, owned_pat_from_row, push_new_pat,
-    push_order, push_where, row_access, signing_key_from_row, to_json, Dialect, Identities,
-    IdentityKey, INSERT_CHUNK, NEW_PAT_COLUMNS, PAT_COLUMNS,
+    push_order, push_where, row_access, to_json, Dialect, IdentityKey, Queries, INSERT_CHUNK,
+    NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
-use crate::{OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey};
+use crate::{
+    LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+};
 use async_trait::async_trait;
 use creates::Creates;
 use patd_core::exchange::ExchangeRecord;
@@ -20,7 +22,6 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 use std::str::FromStr;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 /// Group commit for creates.
@@ -39,8 +40,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    fn identities(&self) -> Identities<'_, Sqlite> {
-        Identities {
+    fn queries(&self) -> Queries<'_, Sqlite> {
+        Queries {
             reader: &self.pool,
             writer: &self.writer,
         }
@@ -89,6 +90,9 @@ impl SqliteStore {
 
 impl Dialect for Sqlite {
     dialect_binds!();
+    fn param(_: usize) -> String {
+        "?".to_owned()
+    }
     fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str) {
         builder.push("(instr(p.name, ");
         builder.push_bind(value.to_owned());
@@ -104,6 +108,8 @@ impl Dialect for Sqlite {
     // SQLite's default collation, BINARY, already compares bytes.
     const PARAMS: [&'static str; 5] = ["?", "?", "?", "?", "?"];
     const NAME_ORDER: &'static str = "p.name";
+    // One SQLite file serves one process: every write is seen by the node that made it.
+    const NOTIFY: Option<&'static str> = None;
 }
 
 row_access!(SqliteRow);
@@ -111,19 +117,19 @@ row_access!(SqliteRow);
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
-        self.identities().insert(identity).await
+        self.queries().insert(identity).await
     }
 
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
-        self.identities().find(IdentityKey::Id, id.as_str()).await
+        self.queries().find(IdentityKey::Id, id.as_str()).await
     }
 
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError> {
-        self.identities().find(IdentityKey::Name, name).await
+        self.queries().find(IdentityKey::Name, name).await
     }
 
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
-        self.identities().none_exist().await
+        self.queries().none_exist().await
     }
 
     async fn insert_pat(&self, new_pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
@@ -260,56 +266,32 @@ impl Store for SqliteStore {
         exchange_record(&row).map(Some)
     }
 
-    async fn record_last_used(
-        &self,
-        id: &PatId,
-        at: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE pats SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used <= ?)",
-        )
-        .bind(millis(at))
-        .bind(id.as_str())
-        .bind(millis(not_after))
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+        self.queries().record_last_used(uses).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        sqlx::query("SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(signing_key_from_row)
-            .collect()
+        self.queries().signing_keys().await
     }
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, created) VALUES (?, ?, ?) \
-             ON CONFLICT (kid) DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(millis(key.created))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.queries().insert_signing_key(key).await
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        self.queries().insert_first_signing_key(key).await
+    }
+
+    async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
+        self.queries().register_issuer(url).await
+    }
+
+    async fn issuers(&self) -> Result<Vec<String>, StoreError> {
+        self.queries().issuers().await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(row.try_get("value")?)
+        self.queries().setting_or_insert(key, value).await
     }
 
     async fn subscribe(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError> {

@@ -374,10 +374,12 @@ pub async fn seed_pat(
     let (new_pat, _) = plan_create(owner, input, created, &mut rand::rng()).unwrap();
     store.insert_pat(&new_pat, None).await.unwrap();
     if let Some(at) = last_used {
-        store
-            .record_last_used(&new_pat.record.id, at, at)
-            .await
-            .unwrap();
+        let last_use = patd_store::LastUse {
+            id: new_pat.record.id.clone(),
+            at,
+            not_after: at,
+        };
+        store.record_last_used(&[last_use]).await.unwrap();
     }
     new_pat.record.id.to_string()
 }

@@ -9,11 +9,10 @@ use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
 use patd_store::{
-    DynStore, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 /// Delegates to a real store and counts every write and every exchange lookup.
 struct CountingStore {
@@ -71,15 +70,10 @@ impl Store for CountingStore {
         self.exchange_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.pat_for_exchange(id).await
     }
-    async fn record_last_used(
-        &self,
-        id: &PatId,
-        at: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.last_used_writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_last_used(id, at, not_after).await
+        self.inner.record_last_used(uses).await
     }
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         self.inner.signing_keys().await
@@ -87,6 +81,17 @@ impl Store for CountingStore {
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_signing_key(key).await
+    }
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_first_signing_key(key).await
+    }
+    async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.register_issuer(url).await
+    }
+    async fn issuers(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.issuers().await
     }
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.inner.setting_or_insert(key, value).await
@@ -180,4 +185,116 @@ async fn a_thousand_exchanges_write_last_used_once() {
         .list_ok(&app.admin_token, CLASSIC, "filters=name%20eq%20%22busy%22")
         .await;
     assert!(is_millis_timestamp(&listed[0]["lastUsed"]));
+}
+
+/// `count` PATs of a new identity, with their secrets (the per-owner limit lifted).
+async fn many_pats(app: &TestApp, owner: &str, count: usize) -> Vec<(String, String)> {
+    let identity = app.identity(owner, "USER", &[]).await;
+    let mut pats = Vec::new();
+    for n in 0..count {
+        let options = patd_server::admin::TokenOptions {
+            name: format!("p{n}"),
+            scope: Vec::new(),
+            validity_seconds: None,
+            expires: AdminExpiry::Default,
+            managed: false,
+            limit: 1_000,
+        };
+        let created = patd_server::admin::create_token(app.store.as_ref(), &identity.id, options)
+            .await
+            .unwrap();
+        pats.push((created.id, created.secret));
+    }
+    pats
+}
+
+#[tokio::test]
+async fn a_list_sent_right_after_exchanges_shows_every_new_last_used() {
+    let app = spawn_app().await;
+    let pats = many_pats(&app, "fleet", 150).await;
+    let owner = app.store.identity_by_name("fleet").await.unwrap().unwrap();
+    let forms: Vec<_> = pats
+        .iter()
+        .map(|(id, secret)| {
+            [
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ]
+        })
+        .collect();
+    let answers = join_all(forms.iter().map(|form| app.token_form(form))).await;
+    assert!(answers.iter().all(|response| response.status() == 200));
+    // Every exchange has been answered: the same node's list must show each use.
+    let query = format!(
+        "owner-id={}&filters=lastUsed%20isnull&count=true&limit=0",
+        owner.id
+    );
+    let response = app.list(&app.admin_token, CLASSIC, &query).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-total-count"],
+        "0",
+        "PATs still listed as never used"
+    );
+    let listed = app
+        .list_ok(&app.admin_token, CLASSIC, &format!("owner-id={}", owner.id))
+        .await;
+    assert_eq!(listed.len(), 150);
+    assert!(listed
+        .iter()
+        .all(|pat| is_millis_timestamp(&pat["lastUsed"])));
+}
+
+#[tokio::test]
+async fn sigterm_writes_every_queued_last_used_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database_url(dir.path()).await;
+    let flags = ["--rate-limit", "off", "--max-tokens-per-owner", "1000"];
+    let server = crate::cli::ServerProcess::start(&db, &flags, "info");
+    let (id, secret) = server.bootstrap().unwrap();
+    let client = reqwest::Client::new();
+    let body: serde_json::Value = crate::cli::exchange(&server.base, &id, &secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let mut pats = Vec::new();
+    for n in 0..50 {
+        let created: serde_json::Value = client
+            .post(format!("{}{CLASSIC}", server.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": format!("job {n}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pats.push((
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let answers = join_all(
+        pats.iter()
+            .map(|(id, secret)| crate::cli::exchange(&server.base, id, secret)),
+    )
+    .await;
+    assert!(answers.iter().all(|response| response.status() == 200));
+    // SIGTERM at once: the writes are still queued.
+    let (exited_cleanly, _, stderr) = server.stop();
+    assert!(exited_cleanly, "{stderr}");
+    let store = patd_store::connect(&db).await.unwrap();
+    let mut kept = 0;
+    for (id, _) in &pats {
+        let pat = store
+            .pat(&PatId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        kept += usize::from(pat.pat.last_used.is_some());
+    }
+    assert_eq!(kept, pats.len(), "lastUsed writes lost at shutdown");
 }

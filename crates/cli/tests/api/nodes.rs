@@ -285,3 +285,188 @@ async fn a_limit_shared_through_redis_holds_across_two_nodes() {
         "one budget for both nodes"
     );
 }
+
+/// A node on `url` with its default issuer (`http://<its address>`), prepared but not serving.
+async fn prepare_node(url: &str) -> (tokio::net::TcpListener, String, AppState) {
+    let store = patd_store::connect(url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = ServerConfig::new(base.clone());
+    config.rate_limit = Limit::Off;
+    config.exchange_failure_limit = Limit::Off;
+    let state = AppState::prepare(store, config, None).await.unwrap();
+    (listener, base, state)
+}
+
+async fn list_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
+    client
+        .get(format!("{base}{CLASSIC}?owner-id=me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn jwks_of(client: &reqwest::Client, base: &str) -> Value {
+    client
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn token_from(client: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let response = exchange(client, base, id, secret).await;
+    assert_eq!(response.status(), 200, "exchange on {base}");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn two_nodes_prepared_together_accept_each_others_tokens_from_the_first_request() {
+    let Some(base_url) = skip() else { return };
+    let client = reqwest::Client::new();
+    // The race was lost about one start in five: several rounds, each on a fresh schema.
+    for round in 0..6 {
+        let url = fresh_postgres_schema(&base_url).await;
+        let ((listener_a, a, state_a), (listener_b, b, state_b)) =
+            tokio::join!(prepare_node(&url), prepare_node(&url));
+        let store = patd_store::connect(&url).await.unwrap();
+        let boot = patd_server::admin::bootstrap(store.as_ref(), 10)
+            .await
+            .unwrap()
+            .unwrap();
+        for (listener, state) in [(listener_a, state_a), (listener_b, state_b)] {
+            tokio::spawn(patd_server::serve(
+                listener,
+                patd_server::router(state),
+                std::future::pending(),
+            ));
+        }
+        let (token_a, token_b) = tokio::join!(
+            token_from(&client, &a, &boot.id, &boot.secret),
+            token_from(&client, &b, &boot.id, &boot.secret)
+        );
+        let (a_on_b, b_on_a, a_on_a, b_on_b) = tokio::join!(
+            list_status(&client, &b, &token_a),
+            list_status(&client, &a, &token_b),
+            list_status(&client, &a, &token_a),
+            list_status(&client, &b, &token_b)
+        );
+        assert_eq!(
+            (a_on_b, b_on_a, a_on_a, b_on_b),
+            (200, 200, 200, 200),
+            "round {round}: tokens must work on both nodes at once"
+        );
+        assert_eq!(
+            store.signing_keys().await.unwrap().len(),
+            1,
+            "round {round}: the first key is created once"
+        );
+        assert_eq!(
+            jwks_of(&client, &a).await,
+            jwks_of(&client, &b).await,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_patd_processes_started_together_accept_each_others_tokens() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let mut a = crate::cli::ServerProcess::spawn(&url, &[], "info");
+    let mut b = crate::cli::ServerProcess::spawn(&url, &[], "info");
+    a.wait_listening();
+    b.wait_listening();
+    let printed: Vec<_> = [a.bootstrap(), b.bootstrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(printed.len(), 1, "one node bootstraps the database");
+    let (id, secret) = &printed[0];
+    let client = reqwest::Client::new();
+    let (token_a, token_b) = tokio::join!(
+        token_from(&client, &a.base, id, secret),
+        token_from(&client, &b.base, id, secret)
+    );
+    let (a_on_b, b_on_a) = tokio::join!(
+        list_status(&client, &b.base, &token_a),
+        list_status(&client, &a.base, &token_b)
+    );
+    assert_eq!((a_on_b, b_on_a), (200, 200));
+    assert_eq!(
+        jwks_of(&client, &a.base).await,
+        jwks_of(&client, &b.base).await
+    );
+    let store = patd_store::connect(&url).await.unwrap();
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+    // Another issuer is still refused: a token of the same deployment's key with a foreign iss.
+    let keys = store.signing_keys().await.unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = jwks_of(&client, &a.base).await["keys"][0]["kid"]
+        .as_str()
+        .map(str::to_owned);
+    let mut claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token_a.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    claims["iss"] = json!("http://elsewhere.test");
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(keys[0].private_pem.as_bytes()).unwrap();
+    let foreign = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    assert_eq!(list_status(&client, &b.base, &foreign).await, 401);
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test]
+async fn a_last_used_written_on_one_node_shows_in_another_nodes_list_within_a_second() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+    let created = a
+        .create_ok(&a.admin_token, CLASSIC, json!({"name": "seen"}))
+        .await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+    );
+    let listed = |base: String| {
+        let (client, token) = (client.clone(), a.admin_token.clone());
+        async move {
+            let body: Vec<Value> = client
+                .get(format!("{base}{CLASSIC}?filters=name%20eq%20%22seen%22"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body[0]["lastUsed"].clone()
+        }
+    };
+    // B answers (and keeps) a list before the PAT is used, once it has heard of the create.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(listed(b.clone()).await, Value::Null);
+    assert_eq!(exchange(&client, &a.base, id, secret).await.status(), 200);
+    let used_at = Instant::now();
+    while listed(b.clone()).await.is_null() {
+        assert!(
+            used_at.elapsed() < Duration::from_secs(1),
+            "node B still lists the PAT as never used"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -84,6 +84,9 @@ async fn list(
         offset: params.offset.as_deref(),
         count: params.count.as_deref(),
     })?;
+    // Read-your-writes: a use this node answered before this list must show in it. Such writes
+    // are rare (one per PAT per day), so the wait almost never happens.
+    state.last_used.settled(state.config.database_timeout).await;
     // Authorized above; the key holds everything the answer depends on.
     let key = ListKey {
         owner: access.owner.clone(),

@@ -1,0 +1,182 @@
+//! `Guarded`: a store whose every call is bounded in time, and `Health`, what it has learnt of
+//! whether the database answers. While the database is out of reach, calls fail at once instead
+//! of each waiting out the bound, but one call a second still goes through to notice its return.
+
+use crate::{
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+};
+use async_trait::async_trait;
+use patd_core::exchange::ExchangeRecord;
+use patd_core::identity::Identity;
+use patd_core::ids::{IdentityId, PatId};
+use patd_core::pat::{NewPat, PatRecord};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// While the database is down, at most one call per this interval is let through as a probe.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether the database answered the last call that tried it.
+#[derive(Debug)]
+pub struct Health {
+    down: AtomicBool,
+    /// Milliseconds after `origin` when the next probe may go through.
+    next_probe: AtomicU64,
+    origin: Instant,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health {
+            down: AtomicBool::new(false),
+            next_probe: AtomicU64::new(0),
+            origin: Instant::now(),
+        }
+    }
+
+    /// Whether the last call that reached for the database found it out of reach.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// The database answered (a call succeeded, or the change feed is back).
+    pub fn mark_up(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            tracing::info!("the database answers again");
+        }
+    }
+
+    fn mark_down(&self) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!("the database is out of reach; failing fast until it answers");
+        }
+    }
+
+    /// Whether a call may try the database now: always while it is up; while it is down, the
+    /// first caller of each probe interval.
+    fn admit(&self) -> bool {
+        if !self.is_down() {
+            return true;
+        }
+        let now = self.origin.elapsed().as_millis() as u64;
+        let due = self.next_probe.load(Ordering::Acquire);
+        let next = now + PROBE_INTERVAL.as_millis() as u64;
+        now >= due
+            && self
+                .next_probe
+                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health::new()
+    }
+}
+
+/// A store whose calls each end within `timeout`, answering `StoreError::Unavailable` when the
+/// database does not.
+pub struct Guarded {
+    inner: DynStore,
+    timeout: Duration,
+    health: Arc<Health>,
+}
+
+impl Guarded {
+    pub fn new(inner: DynStore, timeout: Duration) -> Guarded {
+        Guarded {
+            inner,
+            timeout,
+            health: Arc::new(Health::new()),
+        }
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    async fn call<T>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if !self.health.admit() {
+            return Err(StoreError::Unavailable(
+                "the last attempt found it out of reach".to_owned(),
+            ));
+        }
+        let result = match tokio::time::timeout(self.timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        };
+        match &result {
+            Err(err) if err.is_unavailable() => self.health.mark_down(),
+            _ => self.health.mark_up(),
+        }
+        result
+    }
+}
+
+/// Implements `Store` for `Guarded` by passing each call, bounded, to the inner store.
+macro_rules! guarded {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait]
+        impl Store for Guarded {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                self.call(self.inner.$name($($arg),*)).await
+            })*
+        }
+    };
+}
+
+guarded! {
+    insert_identity(identity: &Identity) -> ();
+    identity(id: &IdentityId) -> Option<Identity>;
+    identity_by_name(name: &str) -> Option<Identity>;
+    has_no_identities() -> bool;
+    insert_pat(pat: &NewPat, limit: Option<u32>) -> ();
+    insert_pats(pats: &[NewPat]) -> ();
+    pat(id: &PatId) -> Option<OwnedPat>;
+    list_pats(query: &PatQuery) -> PatPage;
+    pats_by_ids(ids: &[PatId]) -> Vec<OwnedPat>;
+    update_pats(pats: &[PatRecord]) -> ();
+    update_pat(pat: &PatRecord) -> ();
+    delete_pat(id: &PatId) -> bool;
+    pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
+    record_last_used(uses: &[LastUse]) -> u64;
+    signing_keys() -> Vec<StoredSigningKey>;
+    insert_signing_key(key: &StoredSigningKey) -> ();
+    insert_first_signing_key(key: &StoredSigningKey) -> bool;
+    register_issuer(url: &str) -> ();
+    issuers() -> Vec<String>;
+    setting_or_insert(key: &str, value: &str) -> String;
+    subscribe() -> Option<mpsc::Receiver<StoreEvent>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_down_database_admits_one_probe_per_interval() {
+        let health = Health::new();
+        assert!(
+            health.admit() && health.admit(),
+            "up: every call goes through"
+        );
+        health.mark_down();
+        assert!(health.admit(), "the first probe");
+        assert!(
+            !health.admit(),
+            "then nothing until the interval has passed"
+        );
+        health.mark_up();
+        assert!(health.admit());
+    }
+}
