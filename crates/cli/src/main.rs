@@ -105,7 +105,8 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
     patd_server::serve(listener, router, shutdown_signal()).await?;
     // No request is left to queue a write: store the ones still queued before exiting.
-    if !state.last_used.settled(SHUTDOWN_FLUSH_BOUND).await {
+    let flush_deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH_BOUND;
+    if !state.last_used.settled(flush_deadline).await {
         tracing::warn!("some lastUsed writes were not stored before shutdown");
     }
     tracing::info!("patd stopped");

@@ -7,7 +7,7 @@ use moka::ops::compute::{CompResult, Op};
 use patd_core::exchange::{last_used_due, ExchangeRecord};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
-use patd_store::{Health, Store, StoreError};
+use patd_store::{DynStore, Health, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,10 @@ use time::OffsetDateTime;
 
 /// How many PATs the cache holds at most.
 const CAPACITY: u64 = 200_000;
+
+/// How long a request waits for the refresh of an entry past its lifetime before the entry in
+/// hand answers.
+const STALE_WAIT: Duration = Duration::from_millis(250);
 
 type Record = Option<Arc<ExchangeRecord>>;
 
@@ -75,12 +79,30 @@ impl PatCache {
     /// The PAT's exchange record, from memory when possible. `None`: no such PAT. Concurrent
     /// loads of one PAT share a single database read. While the database is out of reach, an
     /// entry past its lifetime still answers until its grace runs out.
-    pub async fn get(&self, store: &dyn Store, id: &PatId) -> Result<Record, StoreError> {
-        if let Some(entry) = self.records.get(id).await {
-            if entry.loaded.elapsed() < self.lifetime || self.health.is_down() {
-                return Ok(entry.record);
-            }
+    pub async fn get(self: &Arc<Self>, store: &DynStore, id: &PatId) -> Result<Record, StoreError> {
+        let Some(entry) = self.records.get(id).await else {
+            return self.load(store.as_ref(), id).await;
+        };
+        if entry.loaded.elapsed() < self.lifetime || self.health.is_down() {
+            return Ok(entry.record);
         }
+        // Past its lifetime: read it again. A database that does not answer at once must not
+        // hold up a PAT that was good a moment ago, so the read goes on in the background (where
+        // a failure tells the store's health) and the entry in hand answers meanwhile.
+        let refresh = tokio::spawn({
+            let (cache, store, id) = (self.clone(), store.clone(), id.clone());
+            async move { cache.load(store.as_ref(), &id).await }
+        });
+        match tokio::time::timeout(STALE_WAIT, refresh).await {
+            Ok(Ok(Ok(record))) => Ok(record),
+            Ok(Ok(Err(err))) if !err.is_unavailable() => Err(err),
+            _ => Ok(entry.record),
+        }
+    }
+
+    /// Reads the PAT into the cache, unless another caller did while this one waited for the
+    /// entry; an entry past its lifetime stays when the database is out of reach.
+    async fn load(&self, store: &dyn Store, id: &PatId) -> Result<Record, StoreError> {
         // A load that overlapped a write to the PAT is not kept; the next attempt loads again.
         for _ in 0..3 {
             let before = self.generation(id);

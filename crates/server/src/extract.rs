@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Authenticated {
             PatId::parse(&claims.client_id).ok_or_else(|| rejected("client_id is invalid"))?;
         // Instant revocation: the PAT behind the token must still exist and be unexpired. The
         // cache answers without a database round trip in the common case.
-        match state.pats.get(state.store.as_ref(), &pat_id).await? {
+        match state.pats.get(&state.store, &pat_id).await? {
             None => return Err(rejected("the personal access token was deleted")),
             Some(record) if record.pat.expiry.is_expired(OffsetDateTime::now_utc()) => {
                 return Err(rejected("the personal access token has expired"))

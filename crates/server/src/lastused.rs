@@ -65,15 +65,15 @@ impl LastUsedWriter {
         self.queued.store(sequence, Ordering::Release);
     }
 
-    /// Waits, at most `bound`, until every write queued before this call is stored. Returns
-    /// whether they all were.
-    pub async fn settled(&self, bound: Duration) -> bool {
+    /// Waits, until `deadline` at the latest, for every write queued before this call to be
+    /// stored. Returns whether they all were.
+    pub async fn settled(&self, deadline: tokio::time::Instant) -> bool {
         let target = self.queued.load(Ordering::Acquire);
         if *self.stored.borrow() >= target {
             return true;
         }
         let mut stored = self.stored.clone();
-        tokio::time::timeout(bound, stored.wait_for(|done| *done >= target))
+        tokio::time::timeout_at(deadline, stored.wait_for(|done| *done >= target))
             .await
             .is_ok_and(|waited| waited.is_ok())
     }

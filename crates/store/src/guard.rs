@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// While the database is down, at most one call per this interval is let through as a probe.
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// While the database is down, at most one call per this many milliseconds is let through as a
+/// probe.
+const PROBE_MILLIS: u64 = 1_000;
 
 /// Whether the database answered the last call that tried it.
 #[derive(Debug)]
@@ -50,6 +51,9 @@ impl Health {
     }
 
     fn mark_down(&self) {
+        // The call that found it down was the probe: the next one waits its turn.
+        self.next_probe
+            .store(self.millis_now() + PROBE_MILLIS, Ordering::Release);
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::warn!("the database is out of reach; failing fast until it answers");
         }
@@ -61,14 +65,20 @@ impl Health {
         if !self.is_down() {
             return true;
         }
-        let now = self.origin.elapsed().as_millis() as u64;
+        let now = self.millis_now();
         let due = self.next_probe.load(Ordering::Acquire);
-        let next = now + PROBE_INTERVAL.as_millis() as u64;
+        let next = now + PROBE_MILLIS;
         now >= due
             && self
                 .next_probe
                 .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
+    }
+}
+
+impl Health {
+    fn millis_now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -171,7 +181,9 @@ mod tests {
             "up: every call goes through"
         );
         health.mark_down();
-        assert!(health.admit(), "the first probe");
+        assert!(!health.admit(), "the call that found it down was the probe");
+        health.next_probe.store(0, Ordering::Release);
+        assert!(health.admit(), "the next probe, once due");
         assert!(
             !health.admit(),
             "then nothing until the interval has passed"

@@ -27,6 +27,8 @@ mod lastused;
 mod nodes;
 /// The OpenAPI document against the router.
 mod openapi;
+/// PostgreSQL cut and restored under a running node.
+mod outage;
 /// Paging and sorting.
 mod paging;
 /// Rate limits.

@@ -74,7 +74,7 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
         .await
         .map_err(ApiError::RateLimited)?;
     let now = OffsetDateTime::now_utc();
-    let record = state.pats.get(state.store.as_ref(), &pat_id).await?;
+    let record = state.pats.get(&state.store, &pat_id).await?;
     let grant = decide(record.as_deref(), &secret, now).ok_or(ApiError::InvalidClient)?;
     if let Some(record) = &record {
         // Due at most once a day per PAT; written by a background task, never awaited here.

@@ -85,8 +85,10 @@ async fn list(
         count: params.count.as_deref(),
     })?;
     // Read-your-writes: a use this node answered before this list must show in it. Such writes
-    // are rare (one per PAT per day), so the wait almost never happens.
-    state.last_used.settled(state.config.database_timeout).await;
+    // are rare (one per PAT per day), so the wait almost never happens. The wait and the read
+    // share one deadline, so a database that does not answer costs one timeout, not two.
+    let deadline = tokio::time::Instant::now() + state.config.database_timeout;
+    state.last_used.settled(deadline).await;
     // Authorized above; the key holds everything the answer depends on.
     let key = ListKey {
         owner: access.owner.clone(),
@@ -103,7 +105,13 @@ async fn list(
                 include_managed: access.include_managed,
                 request,
             };
-            let page = state.store.list_pats(&query).await?;
+            let page = tokio::time::timeout_at(deadline, state.store.list_pats(&query))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(
+                        "no answer within the database timeout".to_owned(),
+                    ))
+                })?;
             let body: Vec<GetPersonalAccessTokenResponse> = page
                 .items
                 .iter()
