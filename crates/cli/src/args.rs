@@ -125,7 +125,8 @@ pub struct TokenCreate {
     /// accessTokenValiditySeconds, 15 to 43200 (default 43200).
     #[arg(long)]
     pub validity: Option<i64>,
-    /// An RFC 3339 date-time, or `never` (default: 6 calendar months from now).
+    /// An RFC 3339 date-time (UTC when it has no offset), or `never` (default: 6 calendar months
+    /// from now).
     #[arg(long)]
     pub expires: Option<String>,
     /// A managed PAT: hidden from lists without the managed right, not counted in the limit.
@@ -142,9 +143,7 @@ impl TokenCreate {
         let expires = match self.expires.as_deref() {
             None => AdminExpiry::Default,
             Some("never") => AdminExpiry::Never,
-            Some(raw) => AdminExpiry::At(patd_proto::timestamp::parse(raw).map_err(|err| {
-                anyhow::anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never': {err}")
-            })?),
+            Some(raw) => AdminExpiry::At(expires_at(raw)?),
         };
         Ok(TokenOptions {
             name: self.name.clone(),
@@ -155,4 +154,11 @@ impl TokenCreate {
             limit: self.max_tokens_per_owner,
         })
     }
+}
+
+/// Reads an `--expires` date-time by the rule the server applies to every client date-time.
+pub fn expires_at(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
+    patd_proto::timestamp::parse(raw).map_err(|err| {
+        anyhow::anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never': {err}")
+    })
 }

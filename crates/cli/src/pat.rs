@@ -1,6 +1,7 @@
 //! `patd pat …`: the client-side commands, built on `patd-client`, configured like the SailPoint
 //! SDKs and CLI (`SAIL_BASE_URL`, `SAIL_CLIENT_ID`, `SAIL_CLIENT_SECRET`).
 
+use crate::args::expires_at;
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use patd_client::{
@@ -57,7 +58,8 @@ pub enum PatCommand {
         /// accessTokenValiditySeconds, 15 to 43200.
         #[arg(long)]
         validity: Option<i64>,
-        /// An RFC 3339 date-time, or `never` (v2025 and v1 only); default 6 months from now.
+        /// An RFC 3339 date-time (UTC when it has no offset), or `never` (v2025 and v1 only);
+        /// default 6 months from now.
         #[arg(long)]
         expires: Option<String>,
     },
@@ -83,7 +85,7 @@ pub enum PatCommand {
         /// Replaces the whole scope; repeatable.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// An RFC 3339 date-time, or `never` (v2025 and v1 only).
+        /// An RFC 3339 date-time (UTC when it has no offset), or `never` (v2025 and v1 only).
         #[arg(long)]
         expires: Option<String>,
         /// A raw RFC 6902 operation as JSON; repeatable.
@@ -97,7 +99,7 @@ pub enum PatCommand {
         /// A PAT id; repeatable.
         #[arg(long = "id", required = true)]
         ids: Vec<String>,
-        /// An RFC 3339 date-time, or `never`.
+        /// An RFC 3339 date-time (UTC when it has no offset), or `never`.
         #[arg(long)]
         expires: String,
     },
@@ -269,9 +271,7 @@ fn expiry(raw: Option<&str>) -> anyhow::Result<Option<Expiry>> {
     match raw {
         None => Ok(None),
         Some("never") => Ok(Some(Expiry::Never)),
-        Some(raw) => timestamp::parse(raw)
-            .map(|at| Some(Expiry::At(at)))
-            .map_err(|_| anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never'")),
+        Some(raw) => expires_at(raw).map(|at| Some(Expiry::At(at))),
     }
 }
 

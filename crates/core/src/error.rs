@@ -1,6 +1,7 @@
 //! The errors of the domain. Each names the rule that was broken; its `Display` is the sentence
 //! the API puts in `causes`.
 
+use patd_proto::timestamp::DateTimeError;
 use thiserror::Error;
 
 /// A rule of the contract that an input broke.
@@ -32,8 +33,8 @@ pub enum Rule {
     ExpirationNotInFuture,
     #[error("expirationDate must be at most 6 months after the creation date")]
     ExpirationTooFar,
-    #[error("expirationDate must be an RFC 3339 date-time")]
-    ExpirationNotADate,
+    #[error("expirationDate must be an RFC 3339 date-time: {0}")]
+    ExpirationNotADate(DateTimeError),
     #[error("expirationDate may be null only when userAwareTokenNeverExpires is true")]
     NeverExpiresNotAcknowledged,
     #[error("userAwareTokenNeverExpires must be a boolean")]

@@ -6,11 +6,14 @@
 //! and_expr   := unary ("and" unary)*
 //! unary      := "not" unary | "(" expr ")" | comparison
 //! comparison := field op value | field "in" "(" value ("," value)* ")" | field ("pr" | "isnull")
-//! value      := "string" (\" and \\ escapes) | RFC 3339 date-time | true | false
+//! value      := "string" (\" and \\ escapes) | date-time | true | false
 //! ```
+//! A date-time is read by `patd_proto::timestamp::parse`, like every other date-time a client
+//! sends: RFC 3339, with the offset optional (UTC) and 0 to 9 fractional digits.
 //! Keywords and operators are case-insensitive; field names are not.
 
 use crate::Rule;
+use patd_proto::timestamp;
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -310,7 +313,7 @@ impl Parser {
         };
         match (field.as_str(), op.as_str()) {
             (_, "gt" | "ge" | "lt" | "le") if time_field.is_some() => {
-                let value = self.date_value()?;
+                let value = self.date_value(&field)?;
                 let op = match op.as_str() {
                     "gt" => TimeOp::Gt,
                     "ge" => TimeOp::Ge,
@@ -379,7 +382,7 @@ impl Parser {
         }
     }
 
-    fn date_value(&mut self) -> Result<OffsetDateTime, Rule> {
+    fn date_value(&mut self, field: &str) -> Result<OffsetDateTime, Rule> {
         let raw = match self.next() {
             Some(Token::Word(word) | Token::Str(word)) => word,
             Some(token) => {
@@ -391,8 +394,11 @@ impl Parser {
                 ))
             }
         };
-        OffsetDateTime::parse(&raw, &Rfc3339)
-            .map_err(|_| filter_error(format!("'{raw}' is not an RFC 3339 date-time")))
+        timestamp::parse(&raw).map_err(|err| {
+            filter_error(format!(
+                "'{raw}' is not an RFC 3339 date-time for field '{field}': {err}"
+            ))
+        })
     }
 }
 
@@ -525,6 +531,14 @@ mod tests {
             }),
         );
         check(
+            "expirationDate gt 2026-12-08T10:00:00.1234567",
+            Filter::Compare(Comparison::Time {
+                field: TimeField::ExpirationDate,
+                op: TimeOp::Gt,
+                value: datetime!(2026-12-08 10:00:00.1234567 UTC),
+            }),
+        );
+        check(
             "lastUsed isnull",
             Filter::Compare(Comparison::Presence {
                 field: TimeField::LastUsed,
@@ -581,6 +595,10 @@ mod tests {
         check_error(
             "lastUsed le yesterday",
             "'yesterday' is not an RFC 3339 date-time",
+        );
+        check_error(
+            "created lt 2026-12-08T10:00:00.1234567890",
+            "not an RFC 3339 date-time for field 'created': at most 9 fractional digits",
         );
         check_error(r#"name eq "open"#, "a string is not closed");
         check_error(r#"name eq "a\n""#, "unknown escape");

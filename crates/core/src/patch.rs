@@ -7,6 +7,7 @@ use crate::name::PatName;
 use crate::pat::PatRecord;
 use crate::scope::Scope;
 use crate::{to_millis, Rule};
+use patd_proto::timestamp::{self, DateTimeError};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -69,10 +70,10 @@ pub fn apply_patch(
         };
         let expiry = match document.get(EXPIRATION_DATE) {
             None | Some(Value::Null) => Expiry::Never,
-            Some(Value::String(raw)) => OffsetDateTime::parse(raw, &Rfc3339)
+            Some(Value::String(raw)) => timestamp::parse(raw)
                 .map(|at| Expiry::At(to_millis(at)))
-                .map_err(|_| Rule::ExpirationNotADate)?,
-            Some(_) => return Err(Rule::ExpirationNotADate),
+                .map_err(Rule::ExpirationNotADate)?,
+            Some(_) => return Err(Rule::ExpirationNotADate(DateTimeError::Syntax)),
         };
         match expiry {
             Expiry::Never if !acknowledged => return Err(Rule::NeverExpiresNotAcknowledged),
@@ -315,7 +316,38 @@ mod tests {
             Aware,
             &start,
             json!([{"op": "replace", "path": "/expirationDate", "value": "soon"}]),
-            Err(Rule::ExpirationNotADate),
+            Err(Rule::ExpirationNotADate(DateTimeError::Syntax)),
+        );
+        // Any client form of a date-time, truncated to milliseconds.
+        for (raw, want) in [
+            (
+                "2030-01-01T10:00:00.1234567",
+                datetime!(2030-01-01 10:00:00.123 UTC),
+            ),
+            (
+                "2030-01-01T10:00:00.1234567+01:00",
+                datetime!(2030-01-01 09:00:00.123 UTC),
+            ),
+            ("2030-01-01T10:00:00", datetime!(2030-01-01 10:00 UTC)),
+        ] {
+            check(
+                Aware,
+                &start,
+                json!([{"op": "replace", "path": "/expirationDate", "value": raw}]),
+                Ok(("ci", vec!["sp:scopes:all"], Expiry::At(want), false)),
+            );
+        }
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": "2030-01-01T10:00:00.1234567890"}]),
+            Err(Rule::ExpirationNotADate(DateTimeError::TooManyDigits)),
+        );
+        check(
+            Aware,
+            &start,
+            json!([{"op": "replace", "path": "/expirationDate", "value": 2030}]),
+            Err(Rule::ExpirationNotADate(DateTimeError::Syntax)),
         );
         check(
             Aware,

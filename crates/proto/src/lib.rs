@@ -3,7 +3,8 @@
 //! This crate is an API boundary: the server and the Rust client both depend on it, so a field
 //! renamed here is a change to the wire. It knows no HTTP framework, no database and no rule.
 
-/// RFC 3339 timestamps with millisecond precision and a `Z` suffix.
+/// Timestamps: printed with millisecond precision and a `Z` suffix; every client date-time read
+/// by one rule (`timestamp::parse`).
 pub mod timestamp;
 
 use serde::{Deserialize, Serialize};

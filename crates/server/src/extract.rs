@@ -95,7 +95,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "the body must be a JSON object".to_owned(),
             ));
         }
-        serde_json::from_value(value)
+        // The path names the member at fault: `expirationDate: not an RFC 3339 date-time: …`.
+        serde_path_to_error::deserialize(value)
             .map(JsonBody)
             .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
     }

@@ -3,9 +3,9 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-const BULK: &str = "/personal-access-tokens/v1/bulk-update";
+pub const BULK: &str = "/personal-access-tokens/v1/bulk-update";
 
-async fn bulk(
+pub async fn bulk(
     app: &TestApp,
     token: &str,
     method: reqwest::Method,
@@ -20,7 +20,7 @@ async fn bulk(
         .unwrap()
 }
 
-async fn three_pats(app: &TestApp) -> Vec<String> {
+pub async fn three_pats(app: &TestApp) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 0..3 {
         let created = app

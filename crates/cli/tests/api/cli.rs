@@ -278,6 +278,19 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
         &db,
     ]);
     assert_eq!(dated["expirationDate"], "2099-01-01T00:00:00.000Z");
+    let powershell = run_json(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "powershell",
+        "--expires",
+        "2099-01-01T10:00:00.1234567",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(powershell["expirationDate"], "2099-01-01T10:00:00.123Z");
 
     assert!(run_error(&[
         "token",
@@ -327,6 +340,20 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
         &db
     ])
     .contains("RFC 3339"));
+    // --expires reads date-times by the server's one rule: a tenth fractional digit is refused.
+    assert!(run_error(&[
+        "token",
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "e",
+        "--expires",
+        "2099-01-01T00:00:00.1234567890Z",
+        "--database",
+        &db
+    ])
+    .contains("at most 9 fractional digits"));
     assert!(run_error(&[
         "token",
         "create",

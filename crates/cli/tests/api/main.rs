@@ -13,6 +13,8 @@ mod client;
 mod concurrency;
 /// Crash safety under SIGKILL.
 mod crash;
+/// Date-times as .NET, PowerShell and Python write them.
+mod datetimes;
 /// Error bodies for unknown routes, bad methods and framework rejections.
 mod errors;
 /// `POST /oauth/token` and bearer-token checks.
