@@ -9,7 +9,6 @@ use crate::scope::Scope;
 use crate::{to_millis, Rule};
 use patd_proto::timestamp::{self, DateTimeError};
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 const NAME: &str = "name";
@@ -113,8 +112,10 @@ fn patchable_document(pat: &PatRecord, family: Family) -> Value {
         let date = pat
             .expiry
             .date()
-            .and_then(|at| at.format(&Rfc3339).ok())
-            .map_or(Value::Null, Value::String);
+            // As the API prints it, so a `test` operation can compare with what a client saw.
+            .map_or(Value::Null, |at| {
+                Value::String(patd_proto::timestamp::format(at))
+            });
         document.insert(EXPIRATION_DATE.to_owned(), date);
         document.insert(
             NEVER_EXPIRES.to_owned(),
@@ -295,6 +296,13 @@ mod tests {
         use Family::NeverExpiresAware as Aware;
         let dated = Expiry::At(datetime!(2026-06-01 00:00 UTC));
         let start = pat(dated, false);
+        // A `test` compares with the date as the API prints it.
+        check(
+            Aware,
+            &start,
+            json!([{"op": "test", "path": "/expirationDate", "value": "2026-06-01T00:00:00.000Z"}, {"op": "replace", "path": "/name", "value": "tested"}]),
+            Ok(("tested", vec!["sp:scopes:all"], dated, false)),
+        );
         check(
             Aware,
             &start,
