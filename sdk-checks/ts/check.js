@@ -135,6 +135,38 @@ async function main() {
     throw new Error("the limit was never reached");
   });
 
+  await check("default failure limits: wrong secrets never lock out the right one", async () => {
+    const url = env("PATD_DEFAULTS_URL");
+    const id = env("PATD_DEFAULTS_ID");
+    // Another server's secret: its checksum holds, so each try counts as a failure of this id.
+    const wrong = env("PATD_ADMIN_SECRET");
+    const quiet = console.error;
+    console.error = () => {}; // the SDK reports each refused token fetch there
+    try {
+      // Past the default limit of 10 failures per client id and IP.
+      for (let n = 0; n < 11; n += 1) {
+        let failed = false;
+        try {
+          await configuration(id, wrong, url).accessToken;
+        } catch (error) {
+          failed = true;
+        }
+        assert(failed, "a wrong secret is refused");
+      }
+    } finally {
+      console.error = quiet;
+    }
+    // The SDK hides the token endpoint's status; ask it directly: this id's failures are limited.
+    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: id, client_secret: wrong });
+    const refused = await fetch(`${url}/oauth/token`, { method: "POST", body: form });
+    assert(refused.status === 429, `status ${refused.status}, wanted 429`);
+    assert(Number(refused.headers.get("retry-after")) >= 1, "Retry-After");
+    // The right secret is never refused: the SDK authenticates and works from the same IP.
+    const api = new sdk.PersonalAccessTokensApi(configuration(id, env("PATD_DEFAULTS_SECRET"), url));
+    const mine = (await api.listPersonalAccessTokens({ ownerId: "me" })).data;
+    assert(mine.some((pat) => pat.id === id), "own list");
+  });
+
   console.log(`sdk: ${results.passed} passed, ${results.failed} failed`);
   process.exit(results.failed ? 1 : 0);
 }

@@ -60,15 +60,22 @@ pub struct ServeArgs {
     /// The server's public URL, the JWT `iss` (default `http://<listen>`).
     #[arg(long, env = "PATD_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// `N/SECONDS` per client_id and API version, or `off`.
+    /// `N/SECONDS` per client_id and API version, or `off` (which also turns off the failed-exchange
+    /// limits that are not given explicitly).
     #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = Limit::parse)]
     pub rate_limit: Limit,
     /// Keep the per-client rate limit in this Redis, shared by every node (e.g. redis://127.0.0.1:6379).
     #[arg(long, env = "PATD_RATE_LIMIT_REDIS")]
     pub rate_limit_redis: Option<String>,
-    /// Failed token exchanges per client IP, `N/SECONDS` or `off`; past it the IP gets 429.
-    #[arg(long, env = "PATD_EXCHANGE_FAILURE_LIMIT", default_value = "10/60", value_parser = Limit::parse)]
-    pub exchange_failure_limit: Limit,
+    /// Failed token exchanges per client id and client IP, `N/SECONDS` or `off`; past it that
+    /// id's failures from that IP get 429 (a correct secret is never refused). Default 10/60, or
+    /// off when --rate-limit is off.
+    #[arg(long, env = "PATD_EXCHANGE_FAILURE_LIMIT", value_parser = Limit::parse)]
+    pub exchange_failure_limit: Option<Limit>,
+    /// Failed token exchanges per client IP with client ids that name no PAT, `N/SECONDS` or
+    /// `off`; past it they get 429. Default 100/60, or off when --rate-limit is off.
+    #[arg(long, env = "PATD_UNKNOWN_CLIENT_FAILURE_LIMIT", value_parser = Limit::parse)]
+    pub unknown_client_failure_limit: Option<Limit>,
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.

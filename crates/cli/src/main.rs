@@ -90,7 +90,9 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(public_url.trim_end_matches('/'));
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.rate_limit = serve_args.rate_limit;
+    // Left unset, they are resolved against the request limit by `FailureLimits::resolve`.
     config.exchange_failure_limit = serve_args.exchange_failure_limit;
+    config.unknown_client_failure_limit = serve_args.unknown_client_failure_limit;
     config.rate_limit_redis = serve_args.rate_limit_redis.clone();
     let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
     if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?

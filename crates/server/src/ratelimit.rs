@@ -1,13 +1,14 @@
 //! Rate limits (CONTRACT §4): requests per client_id and API version, and failed token exchanges
-//! per client IP, both with governor's GCRA limiter in this process; or, for the per-client limit
-//! shared by many nodes, the same GCRA algorithm run atomically inside Redis.
+//! per (client id, client IP) and, for client ids that name no PAT, per client IP; all with
+//! governor's GCRA limiter in this process, or, for the per-client limit shared by many nodes,
+//! the same GCRA algorithm run atomically inside Redis.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use moka::sync::Cache;
+use patd_core::ids::PatId;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A limit of `requests` per `seconds`, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,12 +129,69 @@ impl SharedLimit {
     }
 }
 
+/// The failed-exchange limits in force, as `FailureLimits::resolve` decides them from the
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimits {
+    /// Failed exchanges per (client id, source IP), for client ids that name a PAT.
+    pub per_client_and_ip: Limit,
+    /// Failed exchanges per source IP with client ids that name no PAT.
+    pub unknown_clients_per_ip: Limit,
+}
+
+impl FailureLimits {
+    /// The default of `--exchange-failure-limit`.
+    pub const DEFAULT_PER_CLIENT_AND_IP: Limit = Limit::PerWindow {
+        requests: 10,
+        seconds: 60,
+    };
+    /// The default of `--unknown-client-failure-limit`.
+    pub const DEFAULT_UNKNOWN_CLIENTS_PER_IP: Limit = Limit::PerWindow {
+        requests: 100,
+        seconds: 60,
+    };
+
+    /// The one place the failure limits are decided: a limit given explicitly is kept; one left
+    /// unset takes its default, or is off when the request limit is off (`--rate-limit off`
+    /// turns every limit off unless a failure limit is asked for by name).
+    pub fn resolve(
+        rate_limit: Limit,
+        per_client_and_ip: Option<Limit>,
+        unknown_clients_per_ip: Option<Limit>,
+    ) -> FailureLimits {
+        let or_default = |given: Option<Limit>, default: Limit| {
+            given.unwrap_or(if rate_limit == Limit::Off {
+                Limit::Off
+            } else {
+                default
+            })
+        };
+        FailureLimits {
+            per_client_and_ip: or_default(per_client_and_ip, Self::DEFAULT_PER_CLIENT_AND_IP),
+            unknown_clients_per_ip: or_default(
+                unknown_clients_per_ip,
+                Self::DEFAULT_UNKNOWN_CLIENTS_PER_IP,
+            ),
+        }
+    }
+}
+
+/// Whose exchange failed: a PAT that exists, or a well-formed id that names none.
+#[derive(Debug, Clone, Copy)]
+pub enum FailedClient<'a> {
+    Known(&'a PatId),
+    Unknown,
+}
+
 pub struct RateLimits {
     api: Option<DefaultKeyedRateLimiter<Key>>,
     shared: Option<SharedLimit>,
-    failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// IPs that used up their failures, and until when they are refused.
-    blocked: Cache<IpAddr, Instant>,
+    /// Failed exchanges per (PAT id, IP). Keyed by the PAT as well as the IP so that one bad
+    /// client behind a NAT or a load balancer cannot lock out the good ones beside it; only ids
+    /// that name a PAT enter it, so made-up ids cannot grow it.
+    failures: Option<DefaultKeyedRateLimiter<(PatId, IpAddr)>>,
+    /// Failed exchanges with ids that name no PAT, per IP: a scan of the id space gets 429.
+    unknown_failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
 }
 
@@ -141,15 +199,15 @@ pub struct RateLimits {
 const RETAIN_AFTER: usize = 100_000;
 
 impl RateLimits {
-    pub fn new(api: Limit, exchange_failures: Limit) -> RateLimits {
+    pub fn new(api: Limit, failures: FailureLimits) -> RateLimits {
         RateLimits {
             api: api.quota().map(RateLimiter::keyed),
             shared: None,
-            failures: exchange_failures.quota().map(RateLimiter::keyed),
-            blocked: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
+            failures: failures.per_client_and_ip.quota().map(RateLimiter::keyed),
+            unknown_failures: failures
+                .unknown_clients_per_ip
+                .quota()
+                .map(RateLimiter::keyed),
             clock: DefaultClock::default(),
         }
     }
@@ -172,38 +230,39 @@ impl RateLimits {
         if let Some(shared) = &self.shared {
             return shared.check(client_id, version).await;
         }
-        let Some(limiter) = &self.api else {
-            return Ok(());
-        };
-        if limiter.len() > RETAIN_AFTER {
-            limiter.retain_recent();
+        match &self.api {
+            Some(limiter) => self.check(limiter, &(client_id.to_owned(), version)),
+            None => Ok(()),
         }
-        limiter
-            .check_key(&(client_id.to_owned(), version))
-            .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))
     }
 
-    /// Refuses an IP that has failed too many exchanges lately.
-    pub fn check_blocked(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        match self.blocked.get(&ip) {
-            Some(until) if until > Instant::now() => Err(retry_after(until - Instant::now())),
+    /// Counts a failed exchange of `client` from `ip`: against the (PAT, IP) pair for a PAT that
+    /// exists, against the IP for an id that names none. Past the limit the failure is refused
+    /// with the wait until the next one would be counted. Only failures are ever checked here,
+    /// so a correct secret is never refused by these limits.
+    pub fn record_failure(&self, client: FailedClient<'_>, ip: IpAddr) -> Result<(), RetryAfter> {
+        match (client, &self.failures, &self.unknown_failures) {
+            (FailedClient::Known(pat_id), Some(limiter), _) => {
+                self.check(limiter, &(pat_id.clone(), ip))
+            }
+            (FailedClient::Unknown, _, Some(limiter)) => self.check(limiter, &ip),
             _ => Ok(()),
         }
     }
 
-    /// Counts a failed exchange from `ip`; past the limit the IP is refused until it refills.
-    pub fn record_failure(&self, ip: IpAddr) -> Result<(), RetryAfter> {
-        let Some(limiter) = &self.failures else {
-            return Ok(());
-        };
+    /// One cell of `key`'s budget in `limiter`. A refused check consumes nothing (GCRA in
+    /// governor), so refusals never push the wait further out; past `RETAIN_AFTER` keys, the
+    /// fully refilled ones are forgotten, which bounds the memory.
+    fn check<K>(&self, limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), RetryAfter>
+    where
+        K: Clone + Eq + std::hash::Hash,
+    {
         if limiter.len() > RETAIN_AFTER {
             limiter.retain_recent();
         }
-        limiter.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            self.blocked.insert(ip, Instant::now() + wait);
-            retry_after(wait)
-        })
+        limiter
+            .check_key(key)
+            .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))
     }
 }
 
@@ -237,7 +296,7 @@ mod tests {
                 requests: 3,
                 seconds: 6,
             },
-            Limit::Off,
+            OFF,
         );
         for _ in 0..3 {
             assert_eq!(limits.check_request("a", "v3").await, Ok(()));
@@ -248,24 +307,146 @@ mod tests {
         assert_eq!(limits.check_request("b", "v3").await, Ok(()));
     }
 
+    const OFF: FailureLimits = FailureLimits {
+        per_client_and_ip: Limit::Off,
+        unknown_clients_per_ip: Limit::Off,
+    };
+
+    fn per_window(requests: u32, seconds: u32) -> Limit {
+        Limit::PerWindow { requests, seconds }
+    }
+
+    fn pat(n: u8) -> PatId {
+        PatId::parse(&format!("{n:032x}")).unwrap()
+    }
+
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const AWAY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
     #[test]
-    fn failures_block_an_ip() {
+    fn failures_count_per_pat_and_ip() {
         let limits = RateLimits::new(
             Limit::Off,
-            Limit::PerWindow {
-                requests: 2,
-                seconds: 60,
+            FailureLimits {
+                per_client_and_ip: per_window(2, 60),
+                unknown_clients_per_ip: Limit::Off,
             },
         );
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        assert_eq!(limits.check_blocked(ip), Ok(()));
-        assert_eq!(limits.record_failure(ip), Ok(()));
-        assert_eq!(limits.record_failure(ip), Ok(()));
-        assert!(limits.record_failure(ip).is_err());
-        assert!(limits.check_blocked(ip).is_err());
+        let (a, b) = (pat(1), pat(2));
+        for _ in 0..2 {
+            assert_eq!(limits.record_failure(FailedClient::Known(&a), HOME), Ok(()));
+        }
+        assert_eq!(
+            limits.record_failure(FailedClient::Known(&a), HOME),
+            Err(RetryAfter(30))
+        );
+        // The same PAT from another IP, and another PAT from the same IP, have their own budget.
+        assert_eq!(limits.record_failure(FailedClient::Known(&a), AWAY), Ok(()));
+        for _ in 0..2 {
+            assert_eq!(limits.record_failure(FailedClient::Known(&b), HOME), Ok(()));
+        }
+        assert!(limits
+            .record_failure(FailedClient::Known(&b), HOME)
+            .is_err());
+        // Unknown ids are not counted here, and their limit is off.
+        for _ in 0..10 {
+            assert_eq!(limits.record_failure(FailedClient::Unknown, HOME), Ok(()));
+        }
         assert!(
-            limits.api.is_none() && limits.shared.is_none(),
+            limits.api.is_none() && limits.shared.is_none() && limits.unknown_failures.is_none(),
             "off means off"
         );
+    }
+
+    #[test]
+    fn unknown_ids_count_per_ip_apart_from_known_pats() {
+        let limits = RateLimits::new(
+            Limit::Off,
+            FailureLimits {
+                per_client_and_ip: per_window(1, 60),
+                unknown_clients_per_ip: per_window(3, 60),
+            },
+        );
+        for _ in 0..3 {
+            assert_eq!(limits.record_failure(FailedClient::Unknown, HOME), Ok(()));
+        }
+        assert_eq!(
+            limits.record_failure(FailedClient::Unknown, HOME),
+            Err(RetryAfter(20))
+        );
+        assert_eq!(limits.record_failure(FailedClient::Unknown, AWAY), Ok(()));
+        // A known PAT's failures from the limited IP still have their own budget.
+        assert_eq!(
+            limits.record_failure(FailedClient::Known(&pat(1)), HOME),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn refused_failures_do_not_push_the_wait_further_out() {
+        let limits = RateLimits::new(
+            Limit::Off,
+            FailureLimits {
+                per_client_and_ip: per_window(2, 60),
+                unknown_clients_per_ip: per_window(2, 60),
+            },
+        );
+        let a = pat(1);
+        for client in [FailedClient::Known(&a), FailedClient::Unknown] {
+            for _ in 0..2 {
+                assert_eq!(limits.record_failure(client, HOME), Ok(()));
+            }
+            // Were a refusal counted, a thousand of them would put the next allowed failure hours
+            // away; the wait stays one emission interval (60 s / 2).
+            for _ in 0..1000 {
+                let RetryAfter(wait) = limits.record_failure(client, HOME).unwrap_err();
+                assert!((1..=30).contains(&wait), "{wait}");
+            }
+        }
+    }
+
+    #[test]
+    fn with_everything_off_no_failure_is_refused() {
+        let limits = RateLimits::new(Limit::Off, OFF);
+        for _ in 0..100 {
+            assert_eq!(
+                limits.record_failure(FailedClient::Known(&pat(1)), HOME),
+                Ok(())
+            );
+            assert_eq!(limits.record_failure(FailedClient::Unknown, HOME), Ok(()));
+        }
+    }
+
+    #[test]
+    fn unset_failure_limits_follow_the_request_limit() {
+        let check = |rate_limit, given: (Option<Limit>, Option<Limit>), want: (Limit, Limit)| {
+            assert_eq!(
+                FailureLimits::resolve(rate_limit, given.0, given.1),
+                FailureLimits {
+                    per_client_and_ip: want.0,
+                    unknown_clients_per_ip: want.1
+                },
+                "{rate_limit:?} {given:?}"
+            );
+        };
+        let on = per_window(100, 10);
+        let defaults = (
+            FailureLimits::DEFAULT_PER_CLIENT_AND_IP,
+            FailureLimits::DEFAULT_UNKNOWN_CLIENTS_PER_IP,
+        );
+        assert_eq!(defaults, (per_window(10, 60), per_window(100, 60)));
+        check(on, (None, None), defaults);
+        check(Limit::Off, (None, None), (Limit::Off, Limit::Off));
+        check(
+            Limit::Off,
+            (Some(per_window(3, 60)), None),
+            (per_window(3, 60), Limit::Off),
+        );
+        check(
+            Limit::Off,
+            (None, Some(per_window(5, 60))),
+            (Limit::Off, per_window(5, 60)),
+        );
+        check(on, (Some(Limit::Off), None), (Limit::Off, defaults.1));
     }
 }

@@ -3,7 +3,7 @@
 use crate::cache::{IdentityCache, ListCache, PatCache};
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
-use crate::ratelimit::{Limit, RateLimits, SharedLimit};
+use crate::ratelimit::{FailureLimits, Limit, RateLimits, SharedLimit};
 use patd_store::{DynStore, Guarded, Health, StoreEvent};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +18,12 @@ pub struct ServerConfig {
     pub max_tokens_per_owner: u32,
     /// Requests per client_id and API version.
     pub rate_limit: Limit,
-    /// Failed token exchanges per client IP.
-    pub exchange_failure_limit: Limit,
+    /// Failed token exchanges per (client id, client IP); `None`: the default (10/60), or off
+    /// when `rate_limit` is off.
+    pub exchange_failure_limit: Option<Limit>,
+    /// Failed token exchanges per client IP with client ids that name no PAT; `None`: the
+    /// default (100/60), or off when `rate_limit` is off.
+    pub unknown_client_failure_limit: Option<Limit>,
     /// How long a cached PAT is trusted without a write seen by this node.
     pub cache_lifetime: Duration,
     /// How much longer a cached PAT keeps answering while the database is out of reach.
@@ -40,10 +44,8 @@ impl ServerConfig {
                 requests: 100,
                 seconds: 10,
             },
-            exchange_failure_limit: Limit::PerWindow {
-                requests: 10,
-                seconds: 60,
-            },
+            exchange_failure_limit: None,
+            unknown_client_failure_limit: None,
             cache_lifetime: Duration::from_secs(60),
             outage_grace: Duration::from_secs(300),
             database_timeout: Duration::from_secs(5),
@@ -127,8 +129,15 @@ impl AppState {
             lists: Arc::new(ListCache::new(Duration::from_secs(5))),
 
             limits: Arc::new(
-                RateLimits::new(config.rate_limit, config.exchange_failure_limit)
-                    .with_shared(shared),
+                RateLimits::new(
+                    config.rate_limit,
+                    FailureLimits::resolve(
+                        config.rate_limit,
+                        config.exchange_failure_limit,
+                        config.unknown_client_failure_limit,
+                    ),
+                )
+                .with_shared(shared),
             ),
             config: Arc::new(config),
             tenant: Arc::new(Tenant {

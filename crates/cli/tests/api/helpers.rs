@@ -131,7 +131,8 @@ async fn spawn_app_full(
     let mut config = ServerConfig::new(base.clone());
     // Tests make many requests quickly; the tests of the limits turn them back on.
     config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Limit::Off;
+    config.exchange_failure_limit = Some(Limit::Off);
+    config.unknown_client_failure_limit = Some(Limit::Off);
     adjust(&mut config);
     let state = AppState::prepare(wrap(store.clone()), config, None)
         .await

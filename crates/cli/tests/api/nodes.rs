@@ -17,7 +17,8 @@ async fn second_node(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = ServerConfig::new(base.clone());
     config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Limit::Off;
+    config.exchange_failure_limit = Some(Limit::Off);
+    config.unknown_client_failure_limit = Some(Limit::Off);
     adjust(&mut config);
     let state = AppState::prepare(store, config, None).await.unwrap();
     tokio::spawn(patd_server::serve(
@@ -293,7 +294,8 @@ async fn prepare_node(url: &str) -> (tokio::net::TcpListener, String, AppState) 
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = ServerConfig::new(base.clone());
     config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Limit::Off;
+    config.exchange_failure_limit = Some(Limit::Off);
+    config.unknown_client_failure_limit = Some(Limit::Off);
     let state = AppState::prepare(store, config, None).await.unwrap();
     (listener, base, state)
 }

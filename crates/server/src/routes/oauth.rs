@@ -4,6 +4,7 @@ use super::Routes;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
+use crate::ratelimit::FailedClient;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
@@ -18,7 +19,7 @@ use patd_core::ids::PatId;
 use patd_core::secret::Secret;
 use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use time::OffsetDateTime;
 
 pub(super) fn routes(routes: Routes) -> Routes {
@@ -33,24 +34,15 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    if let Some(ip) = peer {
-        state
-            .limits
-            .check_blocked(ip)
-            .map_err(ApiError::RateLimited)?;
-    }
     let credentials = read_credentials(request).await?;
-    match exchange(&state, credentials).await {
-        // Count the failure against the caller's IP; past the limit, refuse with 429.
-        Err(ApiError::InvalidClient) => match peer.map(|ip| state.limits.record_failure(ip)) {
-            Some(Err(retry_after)) => Err(ApiError::RateLimited(retry_after)),
-            _ => Err(ApiError::InvalidClient),
-        },
-        other => other,
-    }
+    exchange(&state, credentials, peer).await
 }
 
-async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Response, ApiError> {
+async fn exchange(
+    state: &AppState,
+    credentials: TokenRequest,
+    peer: Option<IpAddr>,
+) -> Result<Response, ApiError> {
     let grant_type = credentials
         .grant_type
         .ok_or_else(|| ApiError::InvalidRequest("grant_type is required".to_owned()))?;
@@ -63,7 +55,8 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
             "client_id and client_secret are required".to_owned(),
         ));
     };
-    // A malformed id or a secret with a bad checksum is refused without a lookup.
+    // A malformed id or a secret with a bad checksum is refused without a lookup, and not
+    // counted as a failure: it cannot be a guess at a real secret.
     let (Some(pat_id), Ok(secret)) = (PatId::parse(&client_id), Secret::parse(&client_secret))
     else {
         return Err(ApiError::InvalidClient);
@@ -75,7 +68,13 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
         .map_err(ApiError::RateLimited)?;
     let now = OffsetDateTime::now_utc();
     let record = state.pats.get(&state.store, &pat_id).await?;
-    let grant = decide(record.as_deref(), &secret, now).ok_or(ApiError::InvalidClient)?;
+    let Some(grant) = decide(record.as_deref(), &secret, now) else {
+        let client = match record {
+            Some(_) => FailedClient::Known(&pat_id),
+            None => FailedClient::Unknown,
+        };
+        return Err(refusal(state, client, peer));
+    };
     if let Some(record) = &record {
         // Due at most once a day per PAT; written by a background task, never awaited here.
         if state
@@ -113,6 +112,15 @@ async fn exchange(state: &AppState, credentials: TokenRequest) -> Result<Respons
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// The answer to a failed exchange: 401, or 429 once `client` has failed too often from `peer`
+/// (counted only here, after the secret was checked, so a correct secret is never refused).
+fn refusal(state: &AppState, client: FailedClient<'_>, peer: Option<IpAddr>) -> ApiError {
+    match peer.map(|ip| state.limits.record_failure(client, ip)) {
+        Some(Err(retry_after)) => ApiError::RateLimited(retry_after),
+        _ => ApiError::InvalidClient,
+    }
 }
 
 /// What every serialized `TokenResponse` starts with: its first field is the token.
