@@ -89,6 +89,11 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.rate_limit = serve_args.rate_limit;
     config.exchange_failure_limit = serve_args.exchange_failure_limit;
     config.rate_limit_redis = serve_args.rate_limit_redis.clone();
+    config.max_body_size = serve_args.max_body_size;
+    config.header_read_timeout = serve_args.header_read_timeout;
+    config.request_timeout = serve_args.request_timeout;
+    config.shutdown_timeout = serve_args.shutdown_timeout;
+    let serve_options = config.serve_options();
     let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
     if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
     {
@@ -100,7 +105,7 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     }
     let router = patd_server::router(state);
     tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
-    patd_server::serve(listener, router, shutdown_signal()).await?;
+    patd_server::serve(listener, router, serve_options, shutdown_signal()).await?;
     tracing::info!("patd stopped");
     Ok(())
 }

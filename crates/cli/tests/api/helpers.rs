@@ -105,7 +105,19 @@ pub async fn spawn_app_wrapped(
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
-    spawn_app_full(dir, &url, adjust, wrap).await
+    spawn_app_full(dir, &url, adjust, wrap, std::future::pending())
+        .await
+        .0
+}
+
+/// As `spawn_app_with`, serving until `shutdown` resolves; the handle ends when `serve` returns.
+pub async fn spawn_app_until(
+    adjust: impl FnOnce(&mut ServerConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    spawn_app_full(dir, &url, adjust, |store| store, shutdown).await
 }
 
 /// A node on the database at `url` (for tests that run several nodes on one database).
@@ -115,7 +127,15 @@ pub async fn spawn_app_on(url: &str) -> TestApp {
 
 /// As `spawn_app_on`, with the configuration adjusted.
 pub async fn spawn_app_full_on(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    spawn_app_full(tempfile::tempdir().unwrap(), url, adjust, |store| store).await
+    spawn_app_full(
+        tempfile::tempdir().unwrap(),
+        url,
+        adjust,
+        |store| store,
+        std::future::pending(),
+    )
+    .await
+    .0
 }
 
 async fn spawn_app_full(
@@ -123,7 +143,8 @@ async fn spawn_app_full(
     url: &str,
     adjust: impl FnOnce(&mut ServerConfig),
     wrap: impl FnOnce(DynStore) -> DynStore,
-) -> TestApp {
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
     init_logging();
     let store: DynStore = patd_store::connect(url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -137,8 +158,14 @@ async fn spawn_app_full(
         .await
         .unwrap();
     let bootstrap = admin::bootstrap(store.as_ref(), 10).await.unwrap().unwrap();
+    let serve_options = state.config.serve_options();
     let router = patd_server::router(state);
-    tokio::spawn(patd_server::serve(listener, router, std::future::pending()));
+    let served = tokio::spawn(patd_server::serve(
+        listener,
+        router,
+        serve_options,
+        shutdown,
+    ));
     let client = Client::new();
     let mut app = TestApp {
         base,
@@ -149,7 +176,7 @@ async fn spawn_app_full(
         _dir: dir,
     };
     app.admin_token = app.exchange(&app.bootstrap.id, &app.bootstrap.secret).await;
-    app
+    (app, served)
 }
 
 impl TestApp {
@@ -287,13 +314,18 @@ impl TestApp {
 /// `(status, detailCode, first cause)`.
 pub async fn error_of(response: Response) -> (u16, String, String) {
     let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    let (content_type, request_id) = (header("content-type"), header("x-request-id"));
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["trackingId"], request_id.as_str(), "{body}");
+    let (code, cause) = error_body_of(&content_type, &request_id, &body);
+    (status, code, cause)
+}
+
+/// Checks an ErrorResponseDto's content type, `trackingId` (= `X-Request-Id`) and messages, and
+/// returns `(detailCode, first cause)`.
+pub fn error_body_of(content_type: &str, request_id: &str, body: &Value) -> (String, String) {
+    assert_eq!(content_type, "application/json");
+    assert_eq!(body["trackingId"], request_id, "{body}");
     assert!(is_hex32(body["trackingId"].as_str().unwrap()));
     assert_eq!(body["messages"][0]["locale"], "en-US");
     assert_eq!(body["messages"][0]["localeOrigin"], "DEFAULT");
@@ -305,11 +337,7 @@ pub async fn error_of(response: Response) -> (u16, String, String) {
         .unwrap()
         .first()
         .map_or(String::new(), |c| c["text"].as_str().unwrap().to_owned());
-    (
-        status,
-        body["detailCode"].as_str().unwrap().to_owned(),
-        cause,
-    )
+    (body["detailCode"].as_str().unwrap().to_owned(), cause)
 }
 
 pub fn is_hex32(value: &str) -> bool {

@@ -20,9 +20,11 @@ async fn second_node(
     config.exchange_failure_limit = Limit::Off;
     adjust(&mut config);
     let state = AppState::prepare(store, config, None).await.unwrap();
+    let serve_options = state.config.serve_options();
     tokio::spawn(patd_server::serve(
         listener,
         patd_server::router(state),
+        serve_options,
         std::future::pending(),
     ));
     (base, reqwest::Client::new())
