@@ -5,6 +5,7 @@ use patd_core::expiry::AdminExpiry;
 use patd_server::admin::TokenOptions;
 use patd_server::ratelimit::Limit;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +82,52 @@ pub struct ServeArgs {
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
     #[arg(long, env = "PATD_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// The largest request body accepted, in bytes, on every route; a longer one gets 413.
+    #[arg(long, env = "PATD_MAX_BODY_SIZE", value_name = "BYTES", default_value = "65536", value_parser = parse_body_size)]
+    pub max_body_size: usize,
+    /// How long a client may take to send a request's headers, on a new connection or an idle
+    /// kept-alive one, before the connection is closed (`10s`, `500ms`, `1m`, or seconds).
+    #[arg(long, env = "PATD_HEADER_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long one request may take, reading its body included, before it is answered 503.
+    #[arg(long, env = "PATD_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish before their
+    /// connections are dropped.
+    #[arg(long, env = "PATD_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How long any one database call may take before the request is answered 500; while the
+    /// database is out of reach, calls fail at once.
+    #[arg(long, env = "PATD_DATABASE_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+    /// While the database is out of reach, how much longer than their minute in the cache PATs
+    /// already cached keep exchanging and authenticating.
+    #[arg(long, env = "PATD_OUTAGE_GRACE", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub outage_grace: Duration,
+}
+
+/// A duration: `10s`, `500ms`, `1m` (any form `humantime` reads), or a bare number of seconds.
+/// Zero is refused: it would time out every request.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let text = raw.trim();
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|err| format!("not a duration such as 10s, 500ms or 1m: {err}"))?,
+    };
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A body size in bytes, at least 1.
+fn parse_body_size(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 byte".to_owned()),
+        Ok(bytes) => Ok(bytes),
+        Err(err) => Err(format!("not a number of bytes: {err}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,4 +215,51 @@ pub fn expires_at(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
     patd_proto::timestamp::parse(raw).map_err(|err| {
         anyhow::anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never': {err}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_units_and_bare_seconds() {
+        let cases = [
+            ("10s", Some(Duration::from_secs(10))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("1m", Some(Duration::from_secs(60))),
+            ("1m 30s", Some(Duration::from_secs(90))),
+            ("7", Some(Duration::from_secs(7))),
+            (" 2s ", Some(Duration::from_secs(2))),
+            ("0", None),
+            ("0s", None),
+            ("ten", None),
+            ("-1", None),
+            ("", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_duration(raw).ok(), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn body_sizes_are_positive_byte_counts() {
+        assert_eq!(parse_body_size("1000"), Ok(1000));
+        assert!(parse_body_size("0").is_err());
+        assert!(parse_body_size("64KiB").is_err());
+    }
+
+    #[test]
+    fn serve_defaults_are_the_server_configs() {
+        let cli = Cli::try_parse_from(["patd", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        let config = patd_server::ServerConfig::new("http://x");
+        assert_eq!(serve.max_body_size, config.max_body_size);
+        assert_eq!(serve.header_read_timeout, config.header_read_timeout);
+        assert_eq!(serve.request_timeout, config.request_timeout);
+        assert_eq!(serve.shutdown_timeout, config.shutdown_timeout);
+        assert_eq!(serve.database_timeout, config.database_timeout);
+        assert_eq!(serve.outage_grace, config.outage_grace);
+    }
 }

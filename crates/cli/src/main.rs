@@ -18,9 +18,6 @@ use tokio::net::TcpListener;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How long shutdown waits for queued `lastUsed` writes.
-const SHUTDOWN_FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -94,6 +91,13 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.exchange_failure_limit = serve_args.exchange_failure_limit;
     config.unknown_client_failure_limit = serve_args.unknown_client_failure_limit;
     config.rate_limit_redis = serve_args.rate_limit_redis.clone();
+    config.max_body_size = serve_args.max_body_size;
+    config.header_read_timeout = serve_args.header_read_timeout;
+    config.request_timeout = serve_args.request_timeout;
+    config.shutdown_timeout = serve_args.shutdown_timeout;
+    config.database_timeout = serve_args.database_timeout;
+    config.outage_grace = serve_args.outage_grace;
+    let serve_options = config.serve_options();
     let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
     if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
     {
@@ -105,9 +109,9 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     }
     let router = patd_server::router(state.clone());
     tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
-    patd_server::serve(listener, router, shutdown_signal()).await?;
+    patd_server::serve(listener, router, serve_options, shutdown_signal()).await?;
     // No request is left to queue a write: store the ones still queued before exiting.
-    let flush_deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH_BOUND;
+    let flush_deadline = tokio::time::Instant::now() + serve_args.shutdown_timeout;
     if !state.last_used.settled(flush_deadline).await {
         tracing::warn!("some lastUsed writes were not stored before shutdown");
     }

@@ -45,6 +45,10 @@ pub enum ApiError {
     InvalidClient,
     /// 429, with `Retry-After` in whole seconds.
     RateLimited(crate::ratelimit::RetryAfter),
+    /// 413: the body is longer than `--max-body-size`, on every route (the token endpoint too).
+    PayloadTooLarge,
+    /// 503: the request, reading its body included, took longer than `--request-timeout`.
+    RequestTimeout(std::time::Duration),
     /// 500 with a generic body; the detail is only logged.
     Internal(anyhow::Error),
 }
@@ -120,6 +124,18 @@ impl IntoResponse for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "405 Method Not Allowed",
                 "The method is not supported for the target resource.",
+                None,
+            ),
+            ApiError::PayloadTooLarge => dto(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Payload Too Large",
+                "The request body is larger than the server accepts.",
+                None,
+            ),
+            ApiError::RequestTimeout(_) => dto(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable",
+                "The server did not finish the request in time.",
                 None,
             ),
             ApiError::Internal(_) => dto(

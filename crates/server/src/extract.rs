@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
@@ -167,13 +168,19 @@ fn require_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), Ap
     }
 }
 
+/// The whole body. Past `--max-body-size` it is a 413: the router caps every body.
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
-        .map_err(|err| ApiError::Syntax(format!("the body could not be read: {err}")))
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::Syntax(format!("the body could not be read: {other}")),
+        })
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -24,27 +24,13 @@ pub mod openapi;
 pub mod ratelimit;
 /// The routes, one module per group.
 mod routes;
+/// The accept loop: HTTP/1 connections, the header read timeout, graceful shutdown.
+mod serve;
 /// Use cases shared by the routes and the administration commands.
 mod service;
 /// The state every handler sees.
 pub mod state;
 
 pub use routes::{route_table, router, RouteEntry};
+pub use serve::{serve, ServeOptions};
 pub use state::{AppState, ServerConfig};
-
-use std::future::Future;
-use tokio::net::TcpListener;
-
-/// Serves `router` on `listener` until `shutdown` resolves; in-flight requests then finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}

@@ -1,24 +1,35 @@
 //! Gives every request a tracking id (the `trackingId` of error bodies and the `X-Request-Id`
-//! header), puts the framework's own refusals in the contract's shape, and writes one log line
-//! per request. Query strings are never logged: the token endpoint accepts secrets there.
+//! header), bounds it in time (`--request-timeout`, reading the body included), puts the
+//! framework's own refusals in the contract's shape, and writes one log line per request. Query
+//! strings are never logged: the token endpoint accepts secrets there.
 
 use crate::error::{new_tracking_id, ApiError, ErrorDetail, TRACKING_ID};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-pub(crate) async fn track(request: Request, next: Next) -> Response {
+/// The one middleware. Its state is the request timeout, so the per-request clone is a copy.
+pub(crate) async fn track(
+    State(request_timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     let tracking_id = new_tracking_id();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    // One layer does both jobs (each axum layer costs a service clone per request); the
-    // mapping runs inside the scope so that its error body carries this request's id.
+    // One middleware does these jobs (each layer costs a service clone per request); the
+    // mapping runs inside the scope so that its error body carries this request's id. A request
+    // past its time is dropped where it stands: a client that stalls its body or a slow
+    // database cannot hold it open.
     let mut response = TRACKING_ID
         .scope(tracking_id.clone(), async {
-            contract_rejections(next.run(request).await)
+            let answer = tokio::time::timeout(request_timeout, next.run(request))
+                .await
+                .unwrap_or_else(|_| ApiError::RequestTimeout(request_timeout).into_response());
+            contract_rejections(answer)
         })
         .await;
     if let Ok(value) = HeaderValue::from_str(&tracking_id) {
@@ -48,9 +59,10 @@ fn contract_rejections(response: Response) -> Response {
     let replacement = match response.status() {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::NOT_FOUND => ApiError::NotFound,
+        // `RequestBodyLimitLayer` refuses a declared length over the cap before anything reads.
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE
         | StatusCode::UNPROCESSABLE_ENTITY
-        | StatusCode::PAYLOAD_TOO_LARGE
         | StatusCode::LENGTH_REQUIRED => {
             ApiError::Syntax(format!("the request was rejected ({})", response.status()))
         }

@@ -153,7 +153,15 @@ fn api_errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBui
                 "The method is not supported on this path",
                 "ErrorResponseDto",
             ),
+            413 => (
+                "The body is longer than the server accepts (--max-body-size)",
+                "ErrorResponseDto",
+            ),
             429 => ("Too many requests", "RateLimitBody"),
+            503 => (
+                "The request took longer than the server allows (--request-timeout)",
+                "ErrorResponseDto",
+            ),
             _ => ("Internal fault", "ErrorResponseDto"),
         };
         let mut response = ResponseBuilder::new()
@@ -312,11 +320,15 @@ fn operations() -> Operations {
             vec![
                 (
                     HttpMethod::Get,
-                    bearer(api_errors(list, &[400, 401, 403, 405, 429, 500])).build(),
+                    bearer(api_errors(list, &[400, 401, 403, 405, 429, 500, 503])).build(),
                 ),
                 (
                     HttpMethod::Post,
-                    bearer(api_errors(create, &[400, 401, 403, 405, 429, 500])).build(),
+                    bearer(api_errors(
+                        create,
+                        &[400, 401, 403, 405, 413, 429, 500, 503],
+                    ))
+                    .build(),
                 ),
             ],
         ));
@@ -325,11 +337,19 @@ fn operations() -> Operations {
             vec![
                 (
                     HttpMethod::Patch,
-                    bearer(api_errors(patch, &[400, 401, 403, 404, 405, 429, 500])).build(),
+                    bearer(api_errors(
+                        patch,
+                        &[400, 401, 403, 404, 405, 413, 429, 500, 503],
+                    ))
+                    .build(),
                 ),
                 (
                     HttpMethod::Delete,
-                    bearer(api_errors(delete, &[400, 401, 403, 404, 405, 429, 500])).build(),
+                    bearer(api_errors(
+                        delete,
+                        &[400, 401, 403, 404, 405, 429, 500, 503],
+                    ))
+                    .build(),
                 ),
             ],
         ));
@@ -357,7 +377,11 @@ fn operations() -> Operations {
                     )
                     .build(),
             );
-        bearer(api_errors(operation, &[400, 401, 403, 405, 429, 500])).build()
+        bearer(api_errors(
+            operation,
+            &[400, 401, 403, 405, 413, 429, 500, 503],
+        ))
+        .build()
     };
     all.push((
         crate::routes::BULK_UPDATE_PATH.to_owned(),
@@ -407,7 +431,7 @@ fn operations() -> Operations {
             "401",
             oauth_error("invalid_client: the same answer for every bad credential"),
         );
-    let token = api_errors(token, &[405, 429, 500]).build();
+    let token = api_errors(token, &[405, 413, 429, 500, 503]).build();
     all.push(("/oauth/token".to_owned(), vec![(HttpMethod::Post, token)]));
     let info = OperationBuilder::new()
         .tag("oauth")
@@ -422,7 +446,7 @@ fn operations() -> Operations {
         );
     all.push((
         "/oauth/info".to_owned(),
-        vec![(HttpMethod::Get, api_errors(info, &[405, 500]).build())],
+        vec![(HttpMethod::Get, api_errors(info, &[405, 500, 503]).build())],
     ));
     let object = || -> RefOr<Schema> { ObjectBuilder::new().schema_type(Type::Object).into() };
     let jwks = OperationBuilder::new()
@@ -440,7 +464,7 @@ fn operations() -> Operations {
         );
     all.push((
         "/.well-known/jwks.json".to_owned(),
-        vec![(HttpMethod::Get, api_errors(jwks, &[405, 500]).build())],
+        vec![(HttpMethod::Get, api_errors(jwks, &[405, 500, 503]).build())],
     ));
     let openapi = OperationBuilder::new()
         .tag("meta")
@@ -455,7 +479,10 @@ fn operations() -> Operations {
         );
     all.push((
         "/openapi.json".to_owned(),
-        vec![(HttpMethod::Get, api_errors(openapi, &[405, 500]).build())],
+        vec![(
+            HttpMethod::Get,
+            api_errors(openapi, &[405, 500, 503]).build(),
+        )],
     ));
     all
 }

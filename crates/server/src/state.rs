@@ -32,6 +32,15 @@ pub struct ServerConfig {
     pub database_timeout: Duration,
     /// A Redis URL: keep the per-client rate limit there, shared by every node.
     pub rate_limit_redis: Option<String>,
+    /// The largest request body accepted, in bytes; longer ones get 413.
+    pub max_body_size: usize,
+    /// How long a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them (a new connection, or an idle keep-alive one).
+    pub header_read_timeout: Duration,
+    /// How long one request may take, reading its body included; past it, 503.
+    pub request_timeout: Duration,
+    /// How long shutting down waits for in-flight requests before dropping them.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -50,6 +59,18 @@ impl ServerConfig {
             outage_grace: Duration::from_secs(300),
             database_timeout: Duration::from_secs(5),
             rate_limit_redis: None,
+            max_body_size: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// What `serve` needs: the limits that belong to connections rather than requests.
+    pub fn serve_options(&self) -> crate::ServeOptions {
+        crate::ServeOptions {
+            header_read_timeout: self.header_read_timeout,
+            shutdown_timeout: self.shutdown_timeout,
         }
     }
 }

@@ -105,7 +105,19 @@ pub async fn spawn_app_wrapped(
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
-    spawn_app_full(dir, &url, adjust, wrap).await
+    spawn_app_full(dir, &url, adjust, wrap, std::future::pending())
+        .await
+        .0
+}
+
+/// As `spawn_app_with`, serving until `shutdown` resolves; the handle ends when `serve` returns.
+pub async fn spawn_app_until(
+    adjust: impl FnOnce(&mut ServerConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    spawn_app_full(dir, &url, adjust, |store| store, shutdown).await
 }
 
 /// A node on the database at `url` (for tests that run several nodes on one database).
@@ -115,7 +127,68 @@ pub async fn spawn_app_on(url: &str) -> TestApp {
 
 /// As `spawn_app_on`, with the configuration adjusted.
 pub async fn spawn_app_full_on(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    spawn_app_full(tempfile::tempdir().unwrap(), url, adjust, |store| store).await
+    spawn_app_full(
+        tempfile::tempdir().unwrap(),
+        url,
+        adjust,
+        |store| store,
+        std::future::pending(),
+    )
+    .await
+    .0
+}
+
+/// A node on the database at `url`: prepared (the issuer is its own `http://<address>` unless
+/// `adjust` says otherwise), not yet serving.
+pub struct PreparedNode {
+    pub listener: tokio::net::TcpListener,
+    pub base: String,
+    pub state: AppState,
+    /// The store without the node's wrapping, for tests to inspect.
+    pub store: DynStore,
+}
+
+impl PreparedNode {
+    pub async fn new(
+        url: &str,
+        adjust: impl FnOnce(&mut ServerConfig),
+        wrap: impl FnOnce(DynStore) -> DynStore,
+    ) -> PreparedNode {
+        init_logging();
+        let store: DynStore = patd_store::connect(url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = ServerConfig::new(base.clone());
+        // Tests make many requests quickly; the tests of the limits turn them back on.
+        config.rate_limit = Limit::Off;
+        config.exchange_failure_limit = Some(Limit::Off);
+        config.unknown_client_failure_limit = Some(Limit::Off);
+        adjust(&mut config);
+        let state = AppState::prepare(wrap(store.clone()), config, None)
+            .await
+            .unwrap();
+        PreparedNode {
+            listener,
+            base,
+            state,
+            store,
+        }
+    }
+
+    /// Serves until `shutdown` resolves; the handle ends when `serve` returns.
+    pub fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        let serve_options = self.state.config.serve_options();
+        let router = patd_server::router(self.state);
+        tokio::spawn(patd_server::serve(
+            self.listener,
+            router,
+            serve_options,
+            shutdown,
+        ))
+    }
 }
 
 async fn spawn_app_full(
@@ -123,23 +196,13 @@ async fn spawn_app_full(
     url: &str,
     adjust: impl FnOnce(&mut ServerConfig),
     wrap: impl FnOnce(DynStore) -> DynStore,
-) -> TestApp {
-    init_logging();
-    let store: DynStore = patd_store::connect(url).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig::new(base.clone());
-    // Tests make many requests quickly; the tests of the limits turn them back on.
-    config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Some(Limit::Off);
-    config.unknown_client_failure_limit = Some(Limit::Off);
-    adjust(&mut config);
-    let state = AppState::prepare(wrap(store.clone()), config, None)
-        .await
-        .unwrap();
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let node = PreparedNode::new(url, adjust, wrap).await;
+    let store = node.store.clone();
+    let base = node.base.clone();
     let bootstrap = admin::bootstrap(store.as_ref(), 10).await.unwrap().unwrap();
-    let router = patd_server::router(state);
-    tokio::spawn(patd_server::serve(listener, router, std::future::pending()));
+    let served = node.serve(shutdown);
     let client = Client::new();
     let mut app = TestApp {
         base,
@@ -150,7 +213,7 @@ async fn spawn_app_full(
         _dir: dir,
     };
     app.admin_token = app.exchange(&app.bootstrap.id, &app.bootstrap.secret).await;
-    app
+    (app, served)
 }
 
 impl TestApp {
@@ -284,17 +347,27 @@ impl TestApp {
     }
 }
 
+/// GETs `url` and reads its JSON body.
+pub async fn get_json(client: &Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Reads an ErrorResponseDto, checks its shape and `X-Request-Id`, and returns
 /// `(status, detailCode, first cause)`.
 pub async fn error_of(response: Response) -> (u16, String, String) {
     let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    let (content_type, request_id) = (header("content-type"), header("x-request-id"));
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["trackingId"], request_id.as_str(), "{body}");
+    let (code, cause) = error_body_of(&content_type, &request_id, &body);
+    (status, code, cause)
+}
+
+/// Checks an ErrorResponseDto's content type, `trackingId` (= `X-Request-Id`) and messages, and
+/// returns `(detailCode, first cause)`.
+pub fn error_body_of(content_type: &str, request_id: &str, body: &Value) -> (String, String) {
+    assert_eq!(content_type, "application/json");
+    assert_eq!(body["trackingId"], request_id, "{body}");
     assert!(is_hex32(body["trackingId"].as_str().unwrap()));
     assert_eq!(body["messages"][0]["locale"], "en-US");
     assert_eq!(body["messages"][0]["localeOrigin"], "DEFAULT");
@@ -306,11 +379,7 @@ pub async fn error_of(response: Response) -> (u16, String, String) {
         .unwrap()
         .first()
         .map_or(String::new(), |c| c["text"].as_str().unwrap().to_owned());
-    (
-        status,
-        body["detailCode"].as_str().unwrap().to_owned(),
-        cause,
-    )
+    (body["detailCode"].as_str().unwrap().to_owned(), cause)
 }
 
 pub fn is_hex32(value: &str) -> bool {

@@ -25,6 +25,8 @@ mod filters;
 mod helpers;
 /// The `lastUsed` write rule.
 mod lastused;
+/// The body cap, the header read and request timeouts, and the bounded graceful shutdown.
+mod limits;
 /// Many nodes on one PostgreSQL.
 mod nodes;
 /// The OpenAPI document against the router.

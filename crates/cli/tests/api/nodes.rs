@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use patd_server::ratelimit::Limit;
-use patd_server::{AppState, ServerConfig};
+use patd_server::ServerConfig;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -12,20 +12,9 @@ async fn second_node(
     database_url: &str,
     adjust: impl FnOnce(&mut ServerConfig),
 ) -> (String, reqwest::Client) {
-    let store = patd_store::connect(database_url).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig::new(base.clone());
-    config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Some(Limit::Off);
-    config.unknown_client_failure_limit = Some(Limit::Off);
-    adjust(&mut config);
-    let state = AppState::prepare(store, config, None).await.unwrap();
-    tokio::spawn(patd_server::serve(
-        listener,
-        patd_server::router(state),
-        std::future::pending(),
-    ));
+    let node = PreparedNode::new(database_url, adjust, |store| store).await;
+    let base = node.base.clone();
+    node.serve(std::future::pending());
     (base, reqwest::Client::new())
 }
 
@@ -168,16 +157,7 @@ async fn nodes_share_keys_and_a_rotation_is_seen_by_all() {
     let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
     let jwks = |base: String| {
         let client = client.clone();
-        async move {
-            client
-                .get(format!("{base}/.well-known/jwks.json"))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { jwks_of(&client, &base).await }
     };
     assert_eq!(
         jwks(a.base.clone()).await,
@@ -287,19 +267,6 @@ async fn a_limit_shared_through_redis_holds_across_two_nodes() {
     );
 }
 
-/// A node on `url` with its default issuer (`http://<its address>`), prepared but not serving.
-async fn prepare_node(url: &str) -> (tokio::net::TcpListener, String, AppState) {
-    let store = patd_store::connect(url).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = ServerConfig::new(base.clone());
-    config.rate_limit = Limit::Off;
-    config.exchange_failure_limit = Some(Limit::Off);
-    config.unknown_client_failure_limit = Some(Limit::Off);
-    let state = AppState::prepare(store, config, None).await.unwrap();
-    (listener, base, state)
-}
-
 async fn list_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
     client
         .get(format!("{base}{CLASSIC}?owner-id=me"))
@@ -312,14 +279,7 @@ async fn list_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
 }
 
 async fn jwks_of(client: &reqwest::Client, base: &str) -> Value {
-    client
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, &format!("{base}/.well-known/jwks.json")).await
 }
 
 async fn token_from(client: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
@@ -336,20 +296,18 @@ async fn two_nodes_prepared_together_accept_each_others_tokens_from_the_first_re
     // The race was lost about one start in five: several rounds, each on a fresh schema.
     for round in 0..6 {
         let url = fresh_postgres_schema(&base_url).await;
-        let ((listener_a, a, state_a), (listener_b, b, state_b)) =
-            tokio::join!(prepare_node(&url), prepare_node(&url));
-        let store = patd_store::connect(&url).await.unwrap();
+        let (node_a, node_b) = tokio::join!(
+            PreparedNode::new(&url, |_| {}, |store| store),
+            PreparedNode::new(&url, |_| {}, |store| store)
+        );
+        let (a, b) = (node_a.base.clone(), node_b.base.clone());
+        let store = node_a.store.clone();
         let boot = patd_server::admin::bootstrap(store.as_ref(), 10)
             .await
             .unwrap()
             .unwrap();
-        for (listener, state) in [(listener_a, state_a), (listener_b, state_b)] {
-            tokio::spawn(patd_server::serve(
-                listener,
-                patd_server::router(state),
-                std::future::pending(),
-            ));
-        }
+        node_a.serve(std::future::pending());
+        node_b.serve(std::future::pending());
         let (token_a, token_b) = tokio::join!(
             token_from(&client, &a, &boot.id, &boot.secret),
             token_from(&client, &b, &boot.id, &boot.secret)

@@ -36,10 +36,18 @@ async fn every_route_is_documented_with_its_methods_and_errors() {
         for (method, operation) in item.as_object().unwrap() {
             documented.insert((path.clone(), method.to_uppercase()));
             let responses = operation["responses"].as_object().unwrap();
-            assert!(
-                responses.contains_key("405") && responses.contains_key("500"),
-                "{method} {path}"
-            );
+            for status in ["405", "500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} documents {status}"
+                );
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("413"),
+                    "{method} {path} documents 413"
+                );
+            }
             if operation.get("security").is_some() {
                 for status in ["400", "401", "403", "429"] {
                     assert!(

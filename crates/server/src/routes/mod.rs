@@ -1,5 +1,6 @@
 //! The router: every route of CONTRACT §1 on every prefix, the JSON 404 and 405, and the
-//! one middleware around all of it (tracking ids, contract-shaped refusals, the request log).
+//! one middleware around all of it (tracking ids, the request timeout, contract-shaped refusals,
+//! the request log), with the body cap inside it.
 
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
 mod oauth;
@@ -11,12 +12,15 @@ pub use pats::BULK_UPDATE_PATH;
 use crate::error::ApiError;
 use crate::middleware::track;
 use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use patd_core::expiry::Family;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
 
 /// Every PAT prefix and its version family.
 pub const PAT_PREFIXES: [(&str, Family); 5] = [
@@ -84,11 +88,22 @@ async fn openapi_document() -> Response {
     response
 }
 
-/// The whole application.
+/// The whole application. Every body is capped at `max_body_size` by `RequestBodyLimitLayer`: a
+/// declared length over it is refused before reading, a chunked body once reading passes it.
+/// axum's own default cap is turned off so that this one setting rules.
 pub fn router(state: AppState) -> Router {
+    let max_body_size = state.config.max_body_size;
+    let request_timeout = state.config.request_timeout;
+    // One `Router::layer` for all three: each one wraps every route once more, at the cost of a
+    // service clone per request. The first listed is the outermost, so `track` sees (and puts in
+    // the contract's shape) the 413 the body cap answers on its own.
+    let layers = ServiceBuilder::new()
+        .layer(from_fn_with_state(request_timeout, track))
+        .layer(RequestBodyLimitLayer::new(max_body_size))
+        .layer(DefaultBodyLimit::disable());
     all_routes()
         .router
         .fallback(|| async { ApiError::NotFound })
-        .layer(from_fn(track))
+        .layer(layers)
         .with_state(state)
 }

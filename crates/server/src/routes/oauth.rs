@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderValue, Method};
@@ -169,8 +170,16 @@ async fn read_credentials(request: Request) -> Result<TokenRequest, ApiError> {
 }
 
 async fn read_multipart(request: Request) -> Result<TokenRequest, ApiError> {
+    // Read whole first, as a form is: the body cap then covers every byte sent, the epilogue
+    // after the last boundary included, which a streaming parser never reads.
+    let content_type = request.headers().get(CONTENT_TYPE).cloned();
+    let bytes = read_body(request, &()).await?;
+    let mut buffered = Request::new(Body::from(bytes));
+    if let Some(content_type) = content_type {
+        buffered.headers_mut().insert(CONTENT_TYPE, content_type);
+    }
     let bad = |_| ApiError::InvalidRequest("the multipart body could not be parsed".to_owned());
-    let mut multipart = Multipart::from_request(request, &()).await.map_err(|_| {
+    let mut multipart = Multipart::from_request(buffered, &()).await.map_err(|_| {
         ApiError::InvalidRequest("the multipart body could not be parsed".to_owned())
     })?;
     let mut found = TokenRequest::default();

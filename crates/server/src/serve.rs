@@ -1,0 +1,112 @@
+//! The accept loop: one hyper HTTP/1 connection per TCP connection, a deadline for every
+//! request's headers, and a graceful shutdown bounded in time. `axum::serve` can set neither.
+//!
+//! HTTP/1 only, as `axum::serve` served without axum's `http2` feature, so hyper's HTTP/1
+//! builder rather than `hyper_util`'s `auto` one: `auto` sniffs for the HTTP/2 preface with no
+//! deadline before the header read timeout starts, and HTTP/2 has no header read timeout.
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::Service;
+
+/// The limits that belong to connections rather than requests (`ServerConfig::serve_options`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// How long a connection may take to send a request's headers. hyper starts the clock when
+    /// it starts waiting for a request: on a new connection, and again each time a keep-alive
+    /// connection goes idle, so it is the idle timeout of kept-alive connections too.
+    pub header_read_timeout: Duration,
+    /// How long shutting down waits for in-flight requests before dropping their connections.
+    pub shutdown_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets the
+/// requests in flight finish (idle connections close at once), and returns once they have, or
+/// once `shutdown_timeout` has passed, dropping whatever connection is still open. Handlers
+/// see the peer's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    // The connections' tasks, so that none outlives `serve`: whatever the shutdown timeout
+    // leaves is aborted before returning.
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        pause_after(&err).await;
+                        continue;
+                    }
+                };
+                let router = router.clone();
+                let service = hyper::service::service_fn(
+                    move |mut request: hyper::Request<Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+                        router.clone().call(request)
+                    },
+                );
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let watched = graceful.watch(connection);
+                connections.spawn(async move {
+                    // Timeouts, resets and malformed requests end here; none is the server's
+                    // fault, and hyper's messages carry no client input.
+                    if let Err(err) = watched.await {
+                        tracing::debug!(error = %err, "connection closed with an error");
+                    }
+                });
+            }
+            // Finished connections are collected as they end, so the set stays small.
+            Some(_) = connections.join_next() => {}
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(options.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "shutdown timeout reached: closing the connections still open"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// After a failed accept: a connection reset before it was accepted is the peer's business;
+/// anything else (out of file descriptors) is logged, and accepting pauses so it can clear.
+async fn pause_after(err: &io::Error) {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
