@@ -1,10 +1,13 @@
 //! The command line of CLI.md. Every flag also reads its environment variable.
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use patd_core::expiry::AdminExpiry;
 use patd_server::admin::TokenOptions;
+use patd_server::kek::KeyEncryptionKey;
 use patd_server::ratelimit::Limit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -104,6 +107,8 @@ pub struct ServeArgs {
     /// already cached keep exchanging and authenticating.
     #[arg(long, env = "PATD_OUTAGE_GRACE", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub outage_grace: Duration,
+    #[command(flatten)]
+    pub kek: KekArgs,
 }
 
 /// A duration: `10s`, `500ms`, `1m` (any form `humantime` reads), or a bare number of seconds.
@@ -130,11 +135,69 @@ fn parse_body_size(raw: &str) -> Result<usize, String> {
     }
 }
 
+/// The key-encryption key that seals the signing keys stored in the database.
+#[derive(Debug, Args)]
+pub struct KekArgs {
+    /// A file holding the key-encryption key: 32 random bytes in base64, made with
+    /// `head -c 32 /dev/urandom | base64`. Every signing key stored in the database is sealed
+    /// with it (AES-256-GCM); keys stored in the clear are sealed at start. Without it the keys
+    /// are stored in the clear.
+    #[arg(long, env = "PATD_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key itself, in base64. Prefer --key-encryption-key-file: a value given
+    /// here can be read from the process list.
+    #[arg(
+        long,
+        env = "PATD_KEY_ENCRYPTION_KEY",
+        value_name = "BASE64",
+        hide_env_values = true,
+        conflicts_with = "key_encryption_key_file"
+    )]
+    pub key_encryption_key: Option<String>,
+}
+
+impl KekArgs {
+    /// The key-encryption key given, if any.
+    pub fn load(&self) -> anyhow::Result<Option<Arc<KeyEncryptionKey>>> {
+        let kek = match (&self.key_encryption_key_file, &self.key_encryption_key) {
+            (Some(path), _) => read_kek_file(path)?,
+            // The value itself is never printed.
+            (None, Some(text)) => KeyEncryptionKey::from_base64(text)
+                .context("--key-encryption-key (PATD_KEY_ENCRYPTION_KEY)")?,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Arc::new(kek)))
+    }
+}
+
+/// Reads a key-encryption key file: base64, whitespace around it ignored.
+pub fn read_kek_file(path: &Path) -> anyhow::Result<KeyEncryptionKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key-encryption key {}", path.display()))?;
+    KeyEncryptionKey::from_base64(&text).with_context(|| format!("reading {}", path.display()))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Add a new Ed25519 signing key; every node signs with it once it sees it, and the old keys
-    /// still verify the tokens they signed.
+    /// still verify the tokens they signed. With a key-encryption key the new key is sealed;
+    /// without one, a database whose keys are sealed refuses it.
     Rotate {
+        #[command(flatten)]
+        database: DatabaseArg,
+        #[command(flatten)]
+        kek: KekArgs,
+    },
+    /// Seal every stored signing key with a new key-encryption key, in one transaction; keys
+    /// stored in the clear are sealed too. Nothing is written unless every key opens with --old.
+    /// Then restart every node with the new key-encryption key.
+    RotateKek {
+        /// The file of the key-encryption key the keys are sealed with now.
+        #[arg(long, env = "PATD_OLD_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+        old: PathBuf,
+        /// The file of the key-encryption key to seal them with.
+        #[arg(long, env = "PATD_NEW_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+        new: PathBuf,
         #[command(flatten)]
         database: DatabaseArg,
     },

@@ -34,11 +34,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pat(pat_args) => pat::run(pat_args).await,
         Command::Key {
-            command: KeyCommand::Rotate { database },
+            command: KeyCommand::Rotate { database, kek },
         } => {
+            let kek = kek.load()?;
             let store = patd_store::connect(&database.database).await?;
-            let kid = patd_server::keys::rotate(store.as_ref()).await?;
-            println!("{}", serde_json::json!({ "kid": kid }));
+            let kid = patd_server::keys::rotate(store.as_ref(), kek.as_deref()).await?;
+            let sealed_with = kek.as_ref().map(|kek| kek.id());
+            println!(
+                "{}",
+                serde_json::json!({ "kid": kid, "sealedWith": sealed_with })
+            );
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::RotateKek { old, new, database },
+        } => {
+            let old = args::read_kek_file(&old)?;
+            let new = args::read_kek_file(&new)?;
+            let store = patd_store::connect(&database.database).await?;
+            let sealed = patd_server::keys::rotate_kek(store.as_ref(), &old, &new).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "sealed": sealed, "sealedWith": new.id() })
+            );
             Ok(())
         }
         Command::Serve(serve_args) => serve(serve_args).await,
@@ -73,6 +91,7 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let key_encryption_key = serve_args.kek.load()?;
     let store = patd_store::connect(&serve_args.database.database)
         .await
         .with_context(|| format!("opening {}", serve_args.database.database))?;
@@ -98,7 +117,15 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.database_timeout = serve_args.database_timeout;
     config.outage_grace = serve_args.outage_grace;
     let serve_options = config.serve_options();
+    config.key_encryption_key = key_encryption_key;
+    let unsealed = config.key_encryption_key.is_none();
     let state = AppState::prepare(store.clone(), config, signing_key_pem.as_deref()).await?;
+    if unsealed {
+        tracing::warn!(
+            "no key-encryption key (--key-encryption-key-file): the signing keys are stored in \
+             the database in the clear, so a copy of the database can mint tokens"
+        );
+    }
     if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
     {
         // Printed once, on stdout, so a script can capture it; it is never logged.

@@ -1,6 +1,8 @@
-//! Ed25519 signing keys: generated on first start and kept in the database, or loaded from a
-//! PEM file; JWTs minted with the active key and verified against every known key by `kid`.
+//! Ed25519 signing keys: generated on first start and kept in the database (sealed with the
+//! key-encryption key when there is one, see `kek`), or loaded from a PEM file; JWTs minted with
+//! the active key and verified against every known key by `kid`.
 
+use crate::kek::{self, KeyEncryptionKey};
 use anyhow::{anyhow, Context};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +10,7 @@ use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use patd_proto::AccessTokenClaims;
-use patd_store::{Store, StoredSigningKey};
+use patd_store::{SigningKeyReplacement, Store, StoredSigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -124,21 +126,22 @@ impl JwtRejection {
 }
 
 impl KeyRing {
-    /// Reads the stored keys and issuers. The PEM key signs if one is given; otherwise the
-    /// newest stored key does (rotation adds a newer one). Every stored key verifies tokens, and
-    /// every registered issuer is accepted besides `own_issuer`.
+    /// Reads the stored keys, opening the sealed ones with `kek`, and the issuers. The PEM key
+    /// signs if one is given; otherwise the newest stored key does (rotation adds a newer one).
+    /// Every stored key verifies tokens, and every registered issuer is accepted besides
+    /// `own_issuer`.
     pub async fn read(
         store: &dyn Store,
         pem_text: Option<&str>,
+        kek: Option<&KeyEncryptionKey>,
         own_issuer: &str,
         generation: u64,
     ) -> anyhow::Result<KeyRing> {
         let stored = store.signing_keys().await?;
         let mut keys = stored
             .iter()
-            .map(|key| SigningKey::from_pem(&key.private_pem))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .context("a signing key in the database is unreadable")?;
+            .map(|key| open(kek, key))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let active = match (pem_text, keys.pop()) {
             (Some(text), newest) => {
                 keys.extend(newest);
@@ -230,19 +233,102 @@ impl KeyRing {
     }
 }
 
-/// Adds a fresh key to the database; every node signs with it once it reloads its keys.
-pub async fn rotate(store: &dyn Store) -> anyhow::Result<String> {
+/// Adds a fresh key to the database; every node signs with it once it reloads its keys. With a
+/// key-encryption key the new key is sealed (and so is any key still stored in the clear);
+/// without one, a database whose keys are sealed is refused a plain key.
+pub async fn rotate(store: &dyn Store, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<String> {
+    match kek {
+        Some(kek) => {
+            reseal(store, kek, kek, Reseal::PlainOnly).await?;
+        }
+        None => {
+            let keys = store.signing_keys().await?;
+            if let Some(sealed) = keys.iter().find(|key| kek::is_sealed(&key.private_key)) {
+                return Err(anyhow!(
+                    "the signing keys in this database are sealed with key-encryption key {}: \
+                     give it (--key-encryption-key-file) so that the new key is sealed too",
+                    kek::sealed_with(&sealed.private_key).unwrap_or("(unknown)")
+                ));
+            }
+        }
+    }
     let fresh = SigningKey::generate()?;
-    store.insert_signing_key(&stored(&fresh)).await?;
+    store.insert_signing_key(&stored(&fresh, kek)?).await?;
     Ok(fresh.kid)
 }
 
-fn stored(key: &SigningKey) -> StoredSigningKey {
-    StoredSigningKey {
-        kid: key.kid.clone(),
-        private_pem: key.to_pem(),
-        created: OffsetDateTime::now_utc(),
+/// Seals every stored key again, from `old` to `new`, in one transaction; keys stored in the
+/// clear are sealed too. Nothing is written unless every key opens with `old`. Returns how many
+/// keys were sealed.
+pub async fn rotate_kek(
+    store: &dyn Store,
+    old: &KeyEncryptionKey,
+    new: &KeyEncryptionKey,
+) -> anyhow::Result<usize> {
+    reseal(store, old, new, Reseal::Every).await
+}
+
+/// Which stored keys `reseal` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reseal {
+    /// Those stored in the clear: a KEK is given for the first time.
+    PlainOnly,
+    /// All of them: the KEK changes.
+    Every,
+}
+
+/// How often `reseal` starts over when another process changed a key under it.
+const RESEAL_ATTEMPTS: usize = 3;
+
+/// Opens every stored key with `old` (a plain one as it is) before anything is written, then
+/// replaces the chosen ones with their texts sealed by `new` in one transaction. If another
+/// process changed a key meanwhile (another node sealing the same keys as it starts), nothing
+/// is written and it starts over from what is stored now.
+async fn reseal(
+    store: &dyn Store,
+    old: &KeyEncryptionKey,
+    new: &KeyEncryptionKey,
+    which: Reseal,
+) -> anyhow::Result<usize> {
+    for _ in 0..RESEAL_ATTEMPTS {
+        let mut replacements = Vec::new();
+        for key in store.signing_keys().await? {
+            let opened = open(Some(old), &key)?;
+            if which == Reseal::Every || !kek::is_sealed(&key.private_key) {
+                replacements.push(SigningKeyReplacement {
+                    new: new.seal(&key.kid, &opened.to_pem())?,
+                    kid: key.kid,
+                    old: key.private_key,
+                });
+            }
+        }
+        if replacements.is_empty() || store.replace_signing_keys(&replacements).await? {
+            return Ok(replacements.len());
+        }
     }
+    Err(anyhow!(
+        "the signing keys kept changing while they were being sealed; nothing was written"
+    ))
+}
+
+/// A stored key, opened with `kek` if it is sealed, and parsed.
+fn open(kek: Option<&KeyEncryptionKey>, key: &StoredSigningKey) -> anyhow::Result<SigningKey> {
+    let pem = kek::reveal(kek, &key.kid, &key.private_key)?;
+    SigningKey::from_pem(&pem)
+        .with_context(|| format!("signing key {} in the database is unreadable", key.kid))
+}
+
+/// A key as it is stored: sealed with `kek` when there is one.
+fn stored(key: &SigningKey, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<StoredSigningKey> {
+    let pem = key.to_pem();
+    Ok(StoredSigningKey {
+        private_key: match kek {
+            Some(kek) => kek.seal(&key.kid, &pem)?,
+            None => pem,
+        },
+        kid: key.kid.clone(),
+        created: OffsetDateTime::now_utc(),
+    })
 }
 
 /// Tokens already verified, by their exact text: a bearer token is checked once, not on every
@@ -257,6 +343,7 @@ pub struct Keys {
     current: RwLock<Arc<KeyRing>>,
     verified: Verified,
     pem_text: Option<String>,
+    kek: Option<Arc<KeyEncryptionKey>>,
     own_issuer: String,
     /// Held while the ring is read again, so one reload runs at a time; holds when the last one
     /// ended.
@@ -264,19 +351,33 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Creates the deployment's first key if the database has none (exactly once, however many
-    /// nodes start together), then reads the ring.
+    /// With a key-encryption key, first seals the keys stored in the clear (only once every
+    /// sealed key has opened with it). Creates the deployment's first key if the database has
+    /// none (exactly once, however many nodes start together), then reads the ring.
     pub async fn load(
         store: &dyn Store,
         pem_text: Option<&str>,
+        kek: Option<Arc<KeyEncryptionKey>>,
         own_issuer: &str,
     ) -> anyhow::Result<Keys> {
+        if let Some(kek) = &kek {
+            let sealed = reseal(store, kek, kek, Reseal::PlainOnly).await?;
+            if sealed > 0 {
+                tracing::info!(
+                    keys = sealed,
+                    kek = kek.id(),
+                    "sealed the signing keys stored in the clear"
+                );
+            }
+        }
         if pem_text.is_none() && store.signing_keys().await?.is_empty() {
             let fresh = SigningKey::generate()?;
             // Lost or won, the key to use is read back below.
-            store.insert_first_signing_key(&stored(&fresh)).await?;
+            store
+                .insert_first_signing_key(&stored(&fresh, kek.as_deref())?)
+                .await?;
         }
-        let ring = KeyRing::read(store, pem_text, own_issuer, 0).await?;
+        let ring = KeyRing::read(store, pem_text, kek.as_deref(), own_issuer, 0).await?;
         Ok(Keys {
             current: RwLock::new(Arc::new(ring)),
             verified: moka::sync::Cache::builder()
@@ -284,6 +385,7 @@ impl Keys {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             pem_text: pem_text.map(str::to_owned),
+            kek,
             own_issuer: own_issuer.to_owned(),
             reloading: tokio::sync::Mutex::new(None),
         })
@@ -317,7 +419,10 @@ impl Keys {
             tokio::time::sleep_until((ended + RELOAD_INTERVAL).into()).await;
         }
         if let Err(err) = self.read_and_install(store).await {
-            tracing::warn!(error = %err, "could not reload signing keys");
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "could not reload signing keys; keeping the current ones"
+            );
         }
         *last = Some(Instant::now());
     }
@@ -327,6 +432,7 @@ impl Keys {
         let ring = KeyRing::read(
             store,
             self.pem_text.as_deref(),
+            self.kek.as_deref(),
             &self.own_issuer,
             generation,
         )

@@ -12,6 +12,8 @@ mod convert;
 pub mod error;
 /// Extractors: the bearer caller, JSON bodies, query strings and paths with our rejections.
 mod extract;
+/// The key-encryption key that seals the signing keys stored in the database.
+pub mod kek;
 /// Ed25519 signing keys: loading, generating, minting and verifying JWTs, the JWK set.
 pub mod keys;
 /// The background writer of `lastUsed`.

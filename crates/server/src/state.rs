@@ -1,6 +1,7 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
 use crate::cache::{IdentityCache, ListCache, PatCache};
+use crate::kek::KeyEncryptionKey;
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
 use crate::ratelimit::{FailureLimits, Limit, RateLimits, SharedLimit};
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long shutting down waits for in-flight requests before dropping them.
     pub shutdown_timeout: Duration,
+    /// Seals the signing keys stored in the database; `None` stores them in the clear.
+    pub key_encryption_key: Option<Arc<KeyEncryptionKey>>,
 }
 
 impl ServerConfig {
@@ -63,6 +66,7 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            key_encryption_key: None,
         }
     }
 
@@ -131,7 +135,13 @@ impl AppState {
             .setting_or_insert(TENANT_ID_SETTING, &uuid::Uuid::new_v4().to_string())
             .await?;
         store.register_issuer(&config.public_url).await?;
-        let keys = Keys::load(store.as_ref(), signing_key_pem, &config.public_url).await?;
+        let keys = Keys::load(
+            store.as_ref(),
+            signing_key_pem,
+            config.key_encryption_key.clone(),
+            &config.public_url,
+        )
+        .await?;
         let shared = match &config.rate_limit_redis {
             Some(url) => SharedLimit::connect(url, &tenant_id, config.rate_limit).await?,
             None => None,
@@ -197,7 +207,10 @@ impl AppState {
 
     async fn reload_keys(&self) {
         if let Err(err) = self.keys.reload(self.store.as_ref()).await {
-            tracing::warn!(error = %err, "could not reload signing keys");
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "could not reload signing keys; keeping the current ones"
+            );
         }
     }
 }

@@ -3,7 +3,8 @@
 //! of each waiting out the bound, but one call a second still goes through to notice its return.
 
 use crate::{
-    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError,
+    StoreEvent, StoredSigningKey,
 };
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
@@ -162,6 +163,7 @@ guarded! {
     record_last_used(uses: &[LastUse]) -> u64;
     signing_keys() -> Vec<StoredSigningKey>;
     insert_signing_key(key: &StoredSigningKey) -> ();
+    replace_signing_keys(replacements: &[SigningKeyReplacement]) -> bool;
     insert_first_signing_key(key: &StoredSigningKey) -> bool;
     register_issuer(url: &str) -> ();
     issuers() -> Vec<String>;

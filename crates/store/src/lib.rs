@@ -130,12 +130,30 @@ pub struct LastUse {
     pub not_after: OffsetDateTime,
 }
 
-/// A signing key as kept in the database: its id and its PKCS#8 PEM.
+/// A signing key as kept in the database: its id and its private key, a PKCS#8 PEM or that PEM
+/// sealed with a key-encryption key (the server's `kek` module). The column is `private_pem`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSigningKey {
     pub kid: String,
-    pub private_pem: String,
+    pub private_key: String,
     pub created: OffsetDateTime,
+}
+
+/// A new stored text for signing key `kid` (its key sealed, or sealed again), written only while
+/// the stored text is still `old`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyReplacement {
+    pub kid: String,
+    pub old: String,
+    pub new: String,
+}
+
+impl std::fmt::Debug for SigningKeyReplacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyReplacement")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for StoredSigningKey {
@@ -184,6 +202,14 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
     /// Adds a key (rotation) and announces it.
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    /// Replaces the stored text of the given keys in one transaction, and announces it. Writes
+    /// nothing and returns `false` if any key's text is no longer the `old` one (another process
+    /// changed it meanwhile). On SQLite the replaced texts are also wiped from the file and its
+    /// write-ahead log.
+    async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError>;
     /// Stores `key` only if no first key was ever stored: of nodes starting together on a new
     /// database exactly one wins. Returns whether this one did.
     async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;

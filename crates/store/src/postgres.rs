@@ -7,7 +7,8 @@ use crate::sql::{
     INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, NEW_PAT_COLUMNS, PATS_CHANNEL, PAT_COLUMNS,
 };
 use crate::{
-    LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+    LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError, StoreEvent,
+    StoredSigningKey,
 };
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
@@ -278,6 +279,14 @@ impl Store for PostgresStore {
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         self.queries().insert_signing_key(key).await
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        // Old row versions stay in the table's files until VACUUM reclaims them (SECURITY.md).
+        self.queries().replace_signing_keys(replacements).await
     }
 
     async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {

@@ -2,7 +2,10 @@
 //! filter (every value bound, never pasted), and rows turned back into domain values. The few
 //! places where SQLite and PostgreSQL differ go through [`Dialect`] and [`RowAccess`].
 
-use crate::{millis_comparison, LastUse, OwnedPat, PatQuery, StoreError, StoredSigningKey};
+use crate::{
+    millis_comparison, LastUse, OwnedPat, PatQuery, SigningKeyReplacement, StoreError,
+    StoredSigningKey,
+};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::expiry::Expiry;
 use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
@@ -349,7 +352,7 @@ pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, St
 pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigningKey, StoreError> {
     Ok(StoredSigningKey {
         kid: row.text("kid")?,
-        private_pem: row.text("private_pem")?,
+        private_key: row.text("private_pem")?,
         created: from_millis(row.int("created")?, "created")?,
     })
 }
@@ -441,6 +444,34 @@ where
         notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// Each row changes only if it still holds the text the caller read; if one does not, the
+    /// transaction is rolled back and nothing is written.
+    pub(crate) async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        let [new, kid, old, ..] = DB::PARAMS;
+        let sql = format!(
+            "UPDATE signing_keys SET private_pem = {new} WHERE kid = {kid} AND private_pem = {old}"
+        );
+        let mut transaction = self.writer.begin().await?;
+        for replacement in replacements {
+            let done = sqlx::query::<DB>(&sql)
+                .bind(replacement.new.as_str())
+                .bind(replacement.kid.as_str())
+                .bind(replacement.old.as_str())
+                .execute(&mut *transaction)
+                .await?;
+            if DB::rows_affected(&done) != 1 {
+                transaction.rollback().await?;
+                return Ok(false);
+            }
+        }
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "replaced").await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 
     /// The marker setting and the key go in one transaction: a node that starts at the same
@@ -578,7 +609,7 @@ where
     );
     sqlx::query::<DB>(&sql)
         .bind(key.kid.as_str())
-        .bind(key.private_pem.as_str())
+        .bind(key.private_key.as_str())
         .bind(millis(key.created))
         .execute(connection)
         .await?;

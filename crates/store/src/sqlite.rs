@@ -6,7 +6,8 @@ use crate::sql::{
     NEW_PAT_COLUMNS, PAT_COLUMNS,
 };
 use crate::{
-    LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+    LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError, StoreEvent,
+    StoredSigningKey,
 };
 use async_trait::async_trait;
 use creates::Creates;
@@ -64,10 +65,12 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         // The connections live in this process: pinging one before each use (sqlx's default)
         // only adds a round trip to its worker thread.
+        // The writer overwrites freed space with zeros, so that a replaced signing key (sealed in
+        // place of its PEM) leaves no copy in the file's free space.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("secure_delete", "ON"))
             .await?;
         MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
@@ -276,6 +279,28 @@ impl Store for SqliteStore {
 
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         self.queries().insert_signing_key(key).await
+    }
+
+    async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        let replaced = self.queries().replace_signing_keys(replacements).await?;
+        if replaced {
+            // `secure_delete` zeroed the old texts in the table's pages, but earlier copies of
+            // those pages remain in the WAL until a checkpoint: copy the new pages back into the
+            // file and empty the WAL.
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.writer)
+                .await?;
+            if row.try_get::<i64, _>(0)? != 0 {
+                tracing::warn!(
+                    "the write-ahead log could not be emptied after the signing keys were \
+                     replaced (readers were busy); the old texts leave it at the next checkpoint"
+                );
+            }
+        }
+        Ok(replaced)
     }
 
     async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {

@@ -12,6 +12,8 @@ pub fn patd() -> Command {
     command
         .env_remove("PATD_DATABASE_URL")
         .env_remove("PATD_LISTEN")
+        .env_remove("PATD_KEY_ENCRYPTION_KEY")
+        .env_remove("PATD_KEY_ENCRYPTION_KEY_FILE")
         .env("NO_COLOR", "1");
     command
 }
@@ -131,7 +133,7 @@ async fn database_url(dir: &Path) -> String {
     crate::helpers::fresh_database_url(dir).await
 }
 
-fn run_json(args: &[&str]) -> Value {
+pub fn run_json(args: &[&str]) -> Value {
     let output = patd().args(args).output().unwrap();
     assert!(
         output.status.success(),
@@ -141,7 +143,7 @@ fn run_json(args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn run_error(args: &[&str]) -> String {
+pub fn run_error(args: &[&str]) -> String {
     let output = patd().args(args).output().unwrap();
     assert!(!output.status.success(), "{args:?} should fail");
     let stderr = String::from_utf8(output.stderr).unwrap();

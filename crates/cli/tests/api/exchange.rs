@@ -256,7 +256,7 @@ async fn an_exchange_sets_last_used() {
 /// Tokens signed with the server's own key but with claims of our choosing.
 async fn forge(app: &TestApp, header: Header, claims: Value) -> String {
     let keys = app.store.signing_keys().await.unwrap();
-    let key = EncodingKey::from_ed_pem(keys[0].private_pem.as_bytes()).unwrap();
+    let key = EncodingKey::from_ed_pem(keys[0].private_key.as_bytes()).unwrap();
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 

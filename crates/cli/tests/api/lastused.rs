@@ -9,7 +9,8 @@ use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
 use patd_store::{
-    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Store, StoreError, StoreEvent, StoredSigningKey,
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError,
+    StoreEvent, StoredSigningKey,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -81,6 +82,13 @@ impl Store for CountingStore {
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_signing_key(key).await
+    }
+    async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.replace_signing_keys(replacements).await
     }
     async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);

@@ -23,6 +23,8 @@ mod exchange;
 mod filters;
 /// `spawn_app()` and one helper per route.
 mod helpers;
+/// Signing keys sealed at rest with the key-encryption key.
+mod kek;
 /// The `lastUsed` write rule.
 mod lastused;
 /// The body cap, the header read and request timeouts, and the bounded graceful shutdown.

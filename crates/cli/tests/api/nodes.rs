@@ -174,7 +174,9 @@ async fn nodes_share_keys_and_a_rotation_is_seen_by_all() {
     assert_eq!(response.status(), 200);
 
     let store = patd_store::connect(&url).await.unwrap();
-    let kid = patd_server::keys::rotate(store.as_ref()).await.unwrap();
+    let kid = patd_server::keys::rotate(store.as_ref(), None)
+        .await
+        .unwrap();
     let started = Instant::now();
     loop {
         let (on_a, on_b) = (jwks(a.base.clone()).await, jwks(b.clone()).await);
@@ -267,7 +269,7 @@ async fn a_limit_shared_through_redis_holds_across_two_nodes() {
     );
 }
 
-async fn list_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
+pub async fn list_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
     client
         .get(format!("{base}{CLASSIC}?owner-id=me"))
         .bearer_auth(token)
@@ -381,7 +383,7 @@ async fn two_patd_processes_started_together_accept_each_others_tokens() {
     )
     .unwrap();
     claims["iss"] = json!("http://elsewhere.test");
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(keys[0].private_pem.as_bytes()).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(keys[0].private_key.as_bytes()).unwrap();
     let foreign = jsonwebtoken::encode(&header, &claims, &key).unwrap();
     assert_eq!(list_status(&client, &b.base, &foreign).await, 401);
     a.stop();

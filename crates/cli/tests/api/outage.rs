@@ -160,7 +160,9 @@ async fn cached_pats_keep_working_while_the_database_is_cut_and_all_recovers_aft
         .delete_pat(&patd_core::ids::PatId::parse(&doomed).unwrap())
         .await
         .unwrap());
-    let new_kid = patd_server::keys::rotate(other.as_ref()).await.unwrap();
+    let new_kid = patd_server::keys::rotate(other.as_ref(), None)
+        .await
+        .unwrap();
     // Past the moment the old change feed flushed everything (about 11 s), cached PATs still
     // exchange, each answer quick.
     while cut_at.elapsed() < Duration::from_secs(14) {
