@@ -471,6 +471,16 @@ async fn key_rotate_seals_the_new_key_and_a_sealed_database_refuses_a_plain_one(
             .starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
+    // --help names the flags and hides the key given in the environment.
+    let help = patd()
+        .args(["serve", "--help"])
+        .env("PATD_KEY_ENCRYPTION_KEY", STANDARD.encode(kek.bytes))
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("--key-encryption-key-file"), "{help}");
+    assert!(!help.contains(&STANDARD.encode(kek.bytes)), "{help}");
+
     // The newest key signs.
     let server = ServerProcess::start(&db, &kek_args(&kek), "info");
     let jwks = jwks(&server.base).await;
