@@ -5,6 +5,8 @@
 pub mod guard;
 /// The PostgreSQL backend.
 pub mod postgres;
+/// The queries written once for both backends, and the `Store` they make.
+mod queries;
 /// SQL and row decoding shared by the backends.
 mod sql;
 /// The SQLite backend.

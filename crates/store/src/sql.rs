@@ -1,11 +1,10 @@
-//! SQL shared by the backends: the list query's `WHERE` and `ORDER BY` built from the typed
-//! filter (every value bound, never pasted), and rows turned back into domain values. The few
-//! places where SQLite and PostgreSQL differ go through [`Dialect`] and [`RowAccess`].
+//! SQL shared by the backends: statements built as text with each backend's placeholders and
+//! owned values (`Statement`), the list query's `WHERE` and `ORDER BY` built from the typed
+//! filter (every value bound, never pasted), the new-PAT inserts, and rows turned back into
+//! domain values. The few places where SQLite and PostgreSQL differ go through [`Dialect`] and
+//! [`RowAccess`].
 
-use crate::{
-    millis_comparison, LastUse, OwnedPat, PatQuery, SigningKeyReplacement, StoreError,
-    StoredSigningKey,
-};
+use crate::{millis_comparison, OwnedPat, PatQuery, StoreError, StoredSigningKey};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::expiry::Expiry;
 use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
@@ -17,8 +16,9 @@ use patd_core::pat::{NewPat, PatRecord, Validity};
 use patd_core::rights::{Level, Right, Rights};
 use patd_core::scope::Scope;
 use patd_core::secret::SecretDigest;
-use sqlx::query_builder::Separated;
-use sqlx::{Database, Encode, Executor, IntoArguments, Pool, QueryBuilder, Type};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Type};
+use std::marker::PhantomData;
 use time::OffsetDateTime;
 
 /// The columns of a PAT, from `pats p`.
@@ -27,24 +27,111 @@ pub(crate) const PAT_COLUMNS: &str = "p.id, p.owner_id, p.name, p.scope, p.acces
 
 /// What differs between the SQL of two backends.
 pub(crate) trait Dialect: Database {
-    fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String);
-    fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64);
-    fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool);
-    /// `name` contains `value`, case-sensitively.
-    fn push_contains(builder: &mut QueryBuilder<'_, Self>, value: &str);
-    /// `name` starts with `value`, case-sensitively.
-    fn push_starts_with(builder: &mut QueryBuilder<'_, Self>, value: &str);
+    /// The `n`th positional parameter, from 1: `?` or `$n`.
+    fn param(n: usize) -> String;
+    /// `p.name` contains a value, case-sensitively: the text around the value's placeholder.
+    const CONTAINS: [&'static str; 2];
+    /// `p.name` starts with a value, case-sensitively: the text around the value's two
+    /// placeholders.
+    const STARTS_WITH: [&'static str; 3];
     /// `p.name` in an ORDER BY, compared byte-wise on every backend.
     const NAME_ORDER: &'static str;
-    /// The first five positional parameters, for statements written once for both backends.
-    const PARAMS: [&'static str; 5];
     /// The statement that announces a write to other nodes (channel, payload), delivered when
     /// the transaction commits; `None` where every writer is this process.
     const NOTIFY: Option<&'static str>;
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
-    /// The `n`th positional parameter (from 1), for statements built as text.
-    fn param(n: usize) -> String;
+}
+
+/// Implements [`Dialect::rows_affected`] for a backend (each has its own result type).
+macro_rules! rows_affected {
+    () => {
+        fn rows_affected(result: &Self::QueryResult) -> u64 {
+            result.rows_affected()
+        }
+    };
+}
+pub(crate) use rows_affected;
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Text(String),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+    Bytes(Vec<u8>),
+}
+
+/// SQL text with each backend's placeholders, and the values it binds, owned: what sqlx's
+/// `QueryBuilder` does, in a form that code generic over the backend can run.
+pub(crate) struct Statement<DB> {
+    sql: String,
+    values: Vec<Value>,
+    backend: PhantomData<DB>,
+}
+
+impl<DB: Dialect> Statement<DB> {
+    pub(crate) fn new(sql: impl Into<String>) -> Statement<DB> {
+        Statement {
+            sql: sql.into(),
+            values: Vec::new(),
+            backend: PhantomData,
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Statement<DB> {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(crate) fn bind(&mut self, value: Value) -> &mut Statement<DB> {
+        self.values.push(value);
+        self.sql.push_str(&DB::param(self.values.len()));
+        self
+    }
+
+    pub(crate) fn bind_text(&mut self, value: &str) -> &mut Statement<DB> {
+        self.bind(Value::Text(value.to_owned()))
+    }
+
+    /// `(v1, v2, …)`, a placeholder for each value.
+    pub(crate) fn bind_tuple(&mut self, values: impl IntoIterator<Item = Value>) {
+        self.push("(");
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self.push(")");
+    }
+}
+
+impl<DB> Statement<DB>
+where
+    DB: Dialect,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+{
+    /// The query, ready to run, borrowing the text and the values.
+    pub(crate) fn query(&self) -> Query<'_, DB, DB::Arguments<'_>> {
+        let mut query = sqlx::query::<DB>(&self.sql);
+        for value in &self.values {
+            query = match value {
+                Value::Text(text) => query.bind(text.as_str()),
+                Value::Int(number) => query.bind(*number),
+                Value::OptInt(number) => query.bind(*number),
+                Value::Bool(flag) => query.bind(*flag),
+                Value::Bytes(bytes) => query.bind(bytes.as_slice()),
+            };
+        }
+        query
+    }
 }
 
 /// The channel that carries the id of every PAT written.
@@ -55,43 +142,43 @@ pub(crate) const KEYS_CHANNEL: &str = "patd_keys";
 pub(crate) const LISTS_CHANNEL: &str = "patd_lists";
 
 /// The setting that marks the first signing key as created, so that it is created once.
-const FIRST_KEY_SETTING: &str = "first_signing_key";
+pub(crate) const FIRST_KEY_SETTING: &str = "first_signing_key";
 
 /// The `WHERE` clause of a list: visibility, then the client's filter.
-pub(crate) fn push_where<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, query: &PatQuery) {
-    builder.push(" WHERE 1 = 1");
+pub(crate) fn push_where<DB: Dialect>(statement: &mut Statement<DB>, query: &PatQuery) {
+    statement.push(" WHERE 1 = 1");
     if let Some(owner) = &query.owner {
-        builder.push(" AND p.owner_id = ");
-        DB::bind_text(builder, owner.as_str().to_owned());
+        statement
+            .push(" AND p.owner_id = ")
+            .bind_text(owner.as_str());
     }
     if !query.include_managed {
-        builder.push(" AND p.managed = ");
-        DB::bind_bool(builder, false);
+        statement.push(" AND p.managed = ").bind(Value::Bool(false));
     }
     if let Some(filter) = &query.request.filter {
-        builder.push(" AND ");
-        push_filter(builder, filter);
+        statement.push(" AND ");
+        push_filter(statement, filter);
     }
 }
 
 /// The `ORDER BY` of a list: the sorters, then `id` so that the order is total and pages never
 /// overlap. A missing date sorts as later than any date.
-pub(crate) fn push_order<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, query: &PatQuery) {
-    builder.push(" ORDER BY ");
+pub(crate) fn push_order<DB: Dialect>(statement: &mut Statement<DB>, query: &PatQuery) {
+    statement.push(" ORDER BY ");
     for sorter in &query.request.sorters {
         let direction = if sorter.descending { "DESC" } else { "ASC" };
-        match sorter.field {
-            SortField::Name => builder.push(format!("{} {direction}, ", DB::NAME_ORDER)),
-            SortField::Created => builder.push(format!("p.created {direction}, ")),
-            SortField::LastUsed => builder.push(format!(
-                "(p.last_used IS NULL) {direction}, p.last_used {direction}, "
-            )),
-            SortField::ExpirationDate => builder.push(format!(
-                "(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, "
-            )),
-        };
+        statement.push(&match sorter.field {
+            SortField::Name => format!("{} {direction}, ", DB::NAME_ORDER),
+            SortField::Created => format!("p.created {direction}, "),
+            SortField::LastUsed => {
+                format!("(p.last_used IS NULL) {direction}, p.last_used {direction}, ")
+            }
+            SortField::ExpirationDate => {
+                format!("(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, ")
+            }
+        });
     }
-    builder.push("p.id ASC");
+    statement.push("p.id ASC");
 }
 
 fn time_column(field: TimeField) -> &'static str {
@@ -104,7 +191,7 @@ fn time_column(field: TimeField) -> &'static str {
 
 /// Every comparison is two-valued (a missing date compares false, never NULL), so `not` is the
 /// exact complement.
-fn push_filter<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, filter: &Filter) {
+fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
     match filter {
         Filter::And(left, right) | Filter::Or(left, right) => {
             let joiner = if matches!(filter, Filter::And(..)) {
@@ -112,53 +199,55 @@ fn push_filter<DB: Dialect>(builder: &mut QueryBuilder<'_, DB>, filter: &Filter)
             } else {
                 " OR "
             };
-            builder.push("(");
-            push_filter(builder, left);
-            builder.push(joiner);
-            push_filter(builder, right);
-            builder.push(")");
+            statement.push("(");
+            push_filter(statement, left);
+            statement.push(joiner);
+            push_filter(statement, right);
+            statement.push(")");
         }
         Filter::Not(inner) => {
-            builder.push("(NOT ");
-            push_filter(builder, inner);
-            builder.push(")");
+            statement.push("(NOT ");
+            push_filter(statement, inner);
+            statement.push(")");
         }
         Filter::Compare(Comparison::Time { field, op, value }) => {
             let column = time_column(*field);
             let (sql_op, bound) = millis_comparison(*op, *value);
-            builder.push(format!("({column} IS NOT NULL AND {column} {sql_op} "));
-            DB::bind_int(builder, bound);
-            builder.push(")");
+            statement
+                .push(&format!("({column} IS NOT NULL AND {column} {sql_op} "))
+                .bind(Value::Int(bound))
+                .push(")");
         }
         Filter::Compare(Comparison::Presence { field, present }) => {
             let test = if *present { "IS NOT NULL" } else { "IS NULL" };
-            builder.push(format!("({} {test})", time_column(*field)));
+            statement.push(&format!("({} {test})", time_column(*field)));
         }
         Filter::Compare(Comparison::Name(NameMatch::Eq(value))) => {
-            builder.push("(p.name = ");
-            DB::bind_text(builder, value.clone());
-            builder.push(")");
+            statement.push("(p.name = ").bind_text(value).push(")");
         }
         Filter::Compare(Comparison::Name(NameMatch::Contains(value))) => {
-            DB::push_contains(builder, value)
+            let [before, after] = DB::CONTAINS;
+            statement.push(before).bind_text(value).push(after);
         }
         Filter::Compare(Comparison::Name(NameMatch::StartsWith(value))) => {
-            DB::push_starts_with(builder, value)
+            let [before, between, after] = DB::STARTS_WITH;
+            statement
+                .push(before)
+                .bind_text(value)
+                .push(between)
+                .bind_text(value)
+                .push(after);
         }
         Filter::Compare(Comparison::Name(NameMatch::In(values))) => {
-            builder.push("(p.name IN (");
-            for (index, value) in values.iter().enumerate() {
-                if index > 0 {
-                    builder.push(", ");
-                }
-                DB::bind_text(builder, value.clone());
-            }
-            builder.push("))");
+            statement.push("(p.name IN ");
+            statement.bind_tuple(values.iter().cloned().map(Value::Text));
+            statement.push(")");
         }
         Filter::Compare(Comparison::Managed(value)) => {
-            builder.push("(p.managed = ");
-            DB::bind_bool(builder, *value);
-            builder.push(")");
+            statement
+                .push("(p.managed = ")
+                .bind(Value::Bool(*value))
+                .push(")");
         }
     }
 }
@@ -196,25 +285,6 @@ macro_rules! row_access {
 }
 pub(crate) use row_access;
 
-/// Implements the binding half of [`Dialect`] for a backend: `push_bind` of each value type.
-macro_rules! dialect_binds {
-    () => {
-        fn rows_affected(result: &Self::QueryResult) -> u64 {
-            result.rows_affected()
-        }
-        fn bind_text(builder: &mut QueryBuilder<'_, Self>, value: String) {
-            builder.push_bind(value);
-        }
-        fn bind_int(builder: &mut QueryBuilder<'_, Self>, value: i64) {
-            builder.push_bind(value);
-        }
-        fn bind_bool(builder: &mut QueryBuilder<'_, Self>, value: bool) {
-            builder.push_bind(value);
-        }
-    };
-}
-pub(crate) use dialect_binds;
-
 /// The columns a new PAT's row fills, in the order `push_new_pat` binds them.
 pub(crate) const NEW_PAT_COLUMNS: &str = "id, owner_id, name, secret_digest, scope, \
      access_token_validity, expiration_date, never_expires_acknowledged, managed, created, last_used";
@@ -223,31 +293,59 @@ pub(crate) const NEW_PAT_COLUMNS: &str = "id, owner_id, name, secret_digest, sco
 /// backends' limits.
 pub(crate) const INSERT_CHUNK: usize = 1_000;
 
-/// Binds the columns of `NEW_PAT_COLUMNS` for one new PAT.
-pub(crate) fn push_new_pat<'a, DB>(
-    row: &mut Separated<'_, 'a, DB, &'static str>,
-    new_pat: &'a NewPat,
-) where
-    DB: Database,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    &'a [u8]: Encode<'a, DB> + Type<DB>,
-    String: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-    Option<i64>: Encode<'a, DB> + Type<DB>,
-    bool: Encode<'a, DB> + Type<DB>,
-{
+/// The values of `NEW_PAT_COLUMNS` for one new PAT.
+fn new_pat_values(new_pat: &NewPat) -> [Value; 11] {
     let pat = &new_pat.record;
-    row.push_bind(pat.id.as_str())
-        .push_bind(pat.owner_id.as_str())
-        .push_bind(pat.name.as_str())
-        .push_bind(new_pat.digest.as_bytes().as_slice())
-        .push_bind(to_json(pat.scope.entries()))
-        .push_bind(i64::from(pat.validity.seconds()))
-        .push_bind(pat.expiry.date().map(millis))
-        .push_bind(pat.never_expires_acknowledged)
-        .push_bind(pat.managed)
-        .push_bind(millis(pat.created))
-        .push_bind(pat.last_used.map(millis));
+    [
+        Value::Text(pat.id.as_str().to_owned()),
+        Value::Text(pat.owner_id.as_str().to_owned()),
+        Value::Text(pat.name.as_str().to_owned()),
+        Value::Bytes(new_pat.digest.as_bytes().to_vec()),
+        Value::Text(to_json(pat.scope.entries())),
+        Value::Int(i64::from(pat.validity.seconds())),
+        Value::OptInt(pat.expiry.date().map(millis)),
+        Value::Bool(pat.never_expires_acknowledged),
+        Value::Bool(pat.managed),
+        Value::Int(millis(pat.created)),
+        Value::OptInt(pat.last_used.map(millis)),
+    ]
+}
+
+/// One `INSERT` of many new PATs, with no per-owner limit (the caller has checked it or lifts
+/// it).
+pub(crate) fn insert_values<'a, DB: Dialect>(
+    pats: impl IntoIterator<Item = &'a NewPat>,
+) -> Statement<DB> {
+    let mut statement = Statement::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) VALUES "));
+    for (index, new_pat) in pats.into_iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.bind_tuple(new_pat_values(new_pat));
+    }
+    statement
+}
+
+/// The insert of a new PAT that, with `limit`, stores nothing when the owner already has that
+/// many non-managed PATs (managed PATs do not count and are not limited). The count and the
+/// insert are one statement; the caller keeps other writers of the owner out meanwhile (SQLite
+/// has one writer; PostgreSQL locks the owner's row).
+pub(crate) fn insert_limited<DB: Dialect>(new_pat: &NewPat, limit: Option<u32>) -> Statement<DB> {
+    let mut statement = Statement::new(format!("INSERT INTO pats ({NEW_PAT_COLUMNS}) SELECT "));
+    for (index, value) in new_pat_values(new_pat).into_iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.bind(value);
+    }
+    if let (Some(limit), false) = (limit, new_pat.record.managed) {
+        statement
+            .push(" WHERE (SELECT COUNT(*) FROM pats WHERE owner_id = ")
+            .bind_text(new_pat.record.owner_id.as_str())
+            .push(" AND managed = FALSE) < ")
+            .bind(Value::Int(i64::from(limit)));
+    }
+    statement
 }
 
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -355,291 +453,4 @@ pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigning
         private_key: row.text("private_pem")?,
         created: from_millis(row.int("created")?, "created")?,
     })
-}
-
-/// The queries written once for both backends: identities, signing keys, settings, issuers and
-/// `lastUsed`. `reader` serves the reads and `writer` the writes (SQLite has one writer).
-pub(crate) struct Queries<'p, DB: Database> {
-    pub reader: &'p Pool<DB>,
-    pub writer: &'p Pool<DB>,
-}
-
-impl<DB> Queries<'_, DB>
-where
-    DB: Dialect,
-    DB::Row: RowAccess,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> String: Encode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-{
-    pub(crate) async fn insert(&self, identity: &Identity) -> Result<(), StoreError> {
-        let [id, name, levels, rights, created] = DB::PARAMS;
-        let sql = format!(
-            "INSERT INTO identities (id, name, levels, extra_rights, created) \
-             VALUES ({id}, {name}, {levels}, {rights}, {created})"
-        );
-        let result = sqlx::query::<DB>(&sql)
-            .bind(identity.id.as_str())
-            .bind(identity.name.as_str())
-            .bind(to_json(&identity.level_names()))
-            .bind(to_json(&identity.extra_rights.idn_names()))
-            .bind(millis(OffsetDateTime::now_utc()))
-            .execute(self.writer)
-            .await;
-        match result {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
-            other => other.map(drop).map_err(StoreError::from),
-        }
-    }
-
-    /// The identity whose id, or whose name, is `value`.
-    pub(crate) async fn find(
-        &self,
-        by: IdentityKey,
-        value: &str,
-    ) -> Result<Option<Identity>, StoreError> {
-        let column = match by {
-            IdentityKey::Id => "id",
-            IdentityKey::Name => "name",
-        };
-        let sql = format!(
-            "SELECT id, name, levels, extra_rights FROM identities WHERE {column} = {}",
-            DB::PARAMS[0]
-        );
-        sqlx::query::<DB>(&sql)
-            .bind(value)
-            .fetch_optional(self.reader)
-            .await?
-            .map(|row| identity_from_row(&row, ""))
-            .transpose()
-    }
-
-    pub(crate) async fn none_exist(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query::<DB>("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
-            .fetch_one(self.reader)
-            .await?;
-        row.boolean("empty")
-    }
-
-    pub(crate) async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        sqlx::query::<DB>(
-            "SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid",
-        )
-        .fetch_all(self.reader)
-        .await?
-        .iter()
-        .map(signing_key_from_row)
-        .collect()
-    }
-
-    pub(crate) async fn insert_signing_key(
-        &self,
-        key: &StoredSigningKey,
-    ) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin().await?;
-        insert_key::<DB>(&mut *transaction, key).await?;
-        notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Each row changes only if it still holds the text the caller read; if one does not, the
-    /// transaction is rolled back and nothing is written.
-    pub(crate) async fn replace_signing_keys(
-        &self,
-        replacements: &[SigningKeyReplacement],
-    ) -> Result<bool, StoreError> {
-        let [new, kid, old, ..] = DB::PARAMS;
-        let sql = format!(
-            "UPDATE signing_keys SET private_pem = {new} WHERE kid = {kid} AND private_pem = {old}"
-        );
-        let mut transaction = self.writer.begin().await?;
-        for replacement in replacements {
-            let done = sqlx::query::<DB>(&sql)
-                .bind(replacement.new.as_str())
-                .bind(replacement.kid.as_str())
-                .bind(replacement.old.as_str())
-                .execute(&mut *transaction)
-                .await?;
-            if DB::rows_affected(&done) != 1 {
-                transaction.rollback().await?;
-                return Ok(false);
-            }
-        }
-        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "replaced").await?;
-        transaction.commit().await?;
-        Ok(true)
-    }
-
-    /// The marker setting and the key go in one transaction: a node that starts at the same
-    /// moment waits on the marker's unique key until this commits, then stores nothing.
-    pub(crate) async fn insert_first_signing_key(
-        &self,
-        key: &StoredSigningKey,
-    ) -> Result<bool, StoreError> {
-        let mut transaction = self.writer.begin().await?;
-        let [setting, value, ..] = DB::PARAMS;
-        let sql = format!(
-            "INSERT INTO settings (key, value) VALUES ({setting}, {value}) \
-             ON CONFLICT (key) DO NOTHING"
-        );
-        let won = sqlx::query::<DB>(&sql)
-            .bind(FIRST_KEY_SETTING)
-            .bind(key.kid.as_str())
-            .execute(&mut *transaction)
-            .await?;
-        let won = DB::rows_affected(&won) == 1;
-        if won {
-            insert_key::<DB>(&mut *transaction, key).await?;
-            notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
-        }
-        transaction.commit().await?;
-        Ok(won)
-    }
-
-    pub(crate) async fn setting_or_insert(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Result<String, StoreError> {
-        let [first, second, ..] = DB::PARAMS;
-        let insert = format!(
-            "INSERT INTO settings (key, value) VALUES ({first}, {second}) \
-             ON CONFLICT (key) DO NOTHING"
-        );
-        sqlx::query::<DB>(&insert)
-            .bind(key)
-            .bind(value)
-            .execute(self.writer)
-            .await?;
-        let select = format!("SELECT value FROM settings WHERE key = {first}");
-        let row = sqlx::query::<DB>(&select)
-            .bind(key)
-            .fetch_one(self.writer)
-            .await?;
-        row.text("value")
-    }
-
-    pub(crate) async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
-        let [issuer, started, ..] = DB::PARAMS;
-        let sql = format!(
-            "INSERT INTO issuers (url, last_started) VALUES ({issuer}, {started}) \
-             ON CONFLICT (url) DO UPDATE SET last_started = excluded.last_started"
-        );
-        let mut transaction = self.writer.begin().await?;
-        sqlx::query::<DB>(&sql)
-            .bind(url)
-            .bind(millis(OffsetDateTime::now_utc()))
-            .execute(&mut *transaction)
-            .await?;
-        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "issuer").await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn issuers(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query::<DB>("SELECT url FROM issuers ORDER BY url")
-            .fetch_all(self.reader)
-            .await?
-            .iter()
-            .map(|row| row.text("url"))
-            .collect()
-    }
-
-    /// One statement for the whole batch: the values travel as a table that the `UPDATE` joins,
-    /// and the write stays conditional per PAT so that concurrent nodes write once.
-    pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
-        if uses.is_empty() {
-            return Ok(0);
-        }
-        let rows: Vec<String> = (0..uses.len())
-            .map(|row| {
-                let first = 3 * row + 1;
-                format!(
-                    "({}, {}, {})",
-                    DB::param(first),
-                    DB::param(first + 1),
-                    DB::param(first + 2)
-                )
-            })
-            .collect();
-        let sql = format!(
-            "WITH v (id, at, not_after) AS (VALUES {}) \
-             UPDATE pats SET last_used = (SELECT v.at FROM v WHERE v.id = pats.id) \
-             WHERE pats.id IN (SELECT v.id FROM v) AND (pats.last_used IS NULL \
-             OR pats.last_used <= (SELECT v.not_after FROM v WHERE v.id = pats.id))",
-            rows.join(", ")
-        );
-        let mut statement = sqlx::query::<DB>(&sql);
-        for last_use in uses {
-            statement = statement
-                .bind(last_use.id.as_str())
-                .bind(millis(last_use.at))
-                .bind(millis(last_use.not_after));
-        }
-        let mut transaction = self.writer.begin().await?;
-        let done = statement.execute(&mut *transaction).await?;
-        let written = DB::rows_affected(&done);
-        if written > 0 {
-            notify::<DB>(&mut *transaction, LISTS_CHANNEL, &written.to_string()).await?;
-        }
-        transaction.commit().await?;
-        Ok(written)
-    }
-}
-
-async fn insert_key<DB>(
-    connection: &mut DB::Connection,
-    key: &StoredSigningKey,
-) -> Result<(), StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-    for<'a> i64: Encode<'a, DB> + Type<DB>,
-{
-    let [kid, pem, created, ..] = DB::PARAMS;
-    let sql = format!(
-        "INSERT INTO signing_keys (kid, private_pem, created) VALUES ({kid}, {pem}, {created}) \
-         ON CONFLICT (kid) DO NOTHING"
-    );
-    sqlx::query::<DB>(&sql)
-        .bind(key.kid.as_str())
-        .bind(key.private_key.as_str())
-        .bind(millis(key.created))
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
-/// Announces a write on `channel`, where the backend has other nodes to tell.
-pub(crate) async fn notify<DB>(
-    connection: &mut DB::Connection,
-    channel: &str,
-    payload: &str,
-) -> Result<(), StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
-    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
-{
-    if let Some(sql) = DB::NOTIFY {
-        sqlx::query::<DB>(sql)
-            .bind(channel)
-            .bind(payload)
-            .execute(connection)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Which column an identity is looked up by.
-pub(crate) enum IdentityKey {
-    Id,
-    Name,
 }

@@ -2,8 +2,7 @@
 //! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) and a fixed
 //! number of round trips to its connection for many PATs, not a few for each.
 
-use super::{insert_limited, insert_values};
-use crate::sql::is_unique_violation;
+use crate::sql::{insert_limited, insert_values, is_unique_violation};
 use crate::StoreError;
 use patd_core::pat::NewPat;
 use sqlx::sqlite::{Sqlite, SqlitePool};
@@ -76,11 +75,8 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
             }
         }
         for job in batch.drain(..) {
-            let result = match insert_limited(&job.new_pat, job.limit)
-                .build()
-                .execute(&writer)
-                .await
-            {
+            let statement = insert_limited::<Sqlite>(&job.new_pat, job.limit);
+            let result = match statement.query().execute(&writer).await {
                 Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
                 Err(err) => Err(err.into()),
                 Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached {
@@ -140,8 +136,9 @@ async fn in_one_transaction(
         .filter_map(|((new_pat, _), result)| result.is_ok().then_some(*new_pat))
         .collect();
     if !admitted.is_empty() {
-        let done = insert_values(admitted.iter().copied())
-            .build()
+        let statement = insert_values::<Sqlite>(admitted.iter().copied());
+        let done = statement
+            .query()
             .persistent(false)
             .execute(&mut *transaction)
             .await?;

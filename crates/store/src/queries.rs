@@ -1,0 +1,621 @@
+//! The queries written once for both backends, generic over sqlx's `Database` with the few
+//! differences supplied by `Dialect`, and `store_by_queries!`, which makes a backend a `Store`
+//! out of them. A new table's queries go here.
+
+use crate::sql::{
+    exchange_record, identity_from_row, insert_values, is_unique_violation, millis,
+    owned_pat_from_row, push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess,
+    Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL,
+    PAT_COLUMNS,
+};
+use crate::{
+    LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, StoreError, StoredSigningKey,
+};
+use patd_core::exchange::ExchangeRecord;
+use patd_core::identity::Identity;
+use patd_core::ids::PatId;
+use patd_core::pat::{NewPat, PatRecord};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use time::OffsetDateTime;
+
+/// The first `N` positional parameters of the backend, for statements written as text.
+fn params<DB: Dialect, const N: usize>() -> [String; N] {
+    std::array::from_fn(|index| DB::param(index + 1))
+}
+
+/// The queries written once for both backends. `reader` serves the reads and `writer` the
+/// writes (SQLite has one writer; on PostgreSQL both are the same pool).
+pub(crate) struct Queries<'p, DB: Database> {
+    pub reader: &'p Pool<DB>,
+    pub writer: &'p Pool<DB>,
+}
+
+impl<DB> Queries<'_, DB>
+where
+    DB: Dialect,
+    DB::Row: RowAccess,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+{
+    pub(crate) async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        for chunk in pats.chunks(INSERT_CHUNK) {
+            let statement = insert_values::<DB>(chunk);
+            match statement.query().execute(&mut *transaction).await {
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+                other => {
+                    other?;
+                }
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError> {
+        let sql = format!(
+            "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
+             JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
+            DB::param(1)
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(id.as_str())
+            .fetch_optional(self.reader)
+            .await?
+            .map(|row| owned_pat_from_row(&row))
+            .transpose()
+    }
+
+    pub(crate) async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError> {
+        let request = &query.request;
+        let mut select = Statement::<DB>::new(format!(
+            "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
+             JOIN identities i ON i.id = p.owner_id"
+        ));
+        push_where(&mut select, query);
+        push_order(&mut select, query);
+        select
+            .push(" LIMIT ")
+            .bind(Value::Int(i64::from(request.limit)))
+            .push(" OFFSET ")
+            .bind(Value::Int(
+                i64::try_from(request.offset).unwrap_or(i64::MAX),
+            ));
+        let items = select
+            .query()
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(owned_pat_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = if request.count {
+            let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM pats p");
+            push_where(&mut count, query);
+            let row = count.query().fetch_one(self.reader).await?;
+            Some(u64::try_from(row.int("total")?).unwrap_or_default())
+        } else {
+            None
+        };
+        Ok(PatPage { items, total })
+    }
+
+    pub(crate) async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select = Statement::<DB>::new(format!(
+            "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
+             JOIN identities i ON i.id = p.owner_id WHERE p.id IN "
+        ));
+        select.bind_tuple(ids.iter().map(|id| Value::Text(id.as_str().to_owned())));
+        select
+            .query()
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(owned_pat_from_row)
+            .collect()
+    }
+
+    /// Writes the patchable fields of every PAT in one transaction, announcing each.
+    pub(crate) async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
+        let [name, scope, expiry, acknowledged, id] = params::<DB, 5>();
+        let sql = format!(
+            "UPDATE pats SET name = {name}, scope = {scope}, expiration_date = {expiry}, \
+             never_expires_acknowledged = {acknowledged} WHERE id = {id}"
+        );
+        let mut transaction = self.writer.begin().await?;
+        for pat in pats {
+            let result = sqlx::query::<DB>(&sql)
+                .bind(pat.name.as_str())
+                .bind(to_json(pat.scope.entries()))
+                .bind(pat.expiry.date().map(millis))
+                .bind(pat.never_expires_acknowledged)
+                .bind(pat.id.as_str())
+                .execute(&mut *transaction)
+                .await;
+            match result {
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+                Err(err) => return Err(err.into()),
+                Ok(done) if DB::rows_affected(&done) == 0 => return Err(StoreError::NotFound),
+                Ok(_) => notify::<DB>(&mut *transaction, PATS_CHANNEL, pat.id.as_str()).await?,
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM pats WHERE id = {}", DB::param(1));
+        let mut transaction = self.writer.begin().await?;
+        let done = sqlx::query::<DB>(&sql)
+            .bind(id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let deleted = DB::rows_affected(&done) > 0;
+        if deleted {
+            notify::<DB>(&mut *transaction, PATS_CHANNEL, id.as_str()).await?;
+        }
+        transaction.commit().await?;
+        Ok(deleted)
+    }
+
+    pub(crate) async fn pat_for_exchange(
+        &self,
+        id: &PatId,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {PAT_COLUMNS}, p.secret_digest, i.name AS owner_name, \
+                 i.levels AS owner_levels, i.extra_rights AS owner_extra_rights \
+             FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
+            DB::param(1)
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(id.as_str())
+            .fetch_optional(self.reader)
+            .await?
+            .map(|row| exchange_record(&row))
+            .transpose()
+    }
+
+    pub(crate) async fn insert(&self, identity: &Identity) -> Result<(), StoreError> {
+        let [id, name, levels, rights, created] = params::<DB, 5>();
+        let sql = format!(
+            "INSERT INTO identities (id, name, levels, extra_rights, created) \
+             VALUES ({id}, {name}, {levels}, {rights}, {created})"
+        );
+        let result = sqlx::query::<DB>(&sql)
+            .bind(identity.id.as_str())
+            .bind(identity.name.as_str())
+            .bind(to_json(&identity.level_names()))
+            .bind(to_json(&identity.extra_rights.idn_names()))
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(self.writer)
+            .await;
+        match result {
+            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
+            other => other.map(drop).map_err(StoreError::from),
+        }
+    }
+
+    /// The identity whose id, or whose name, is `value`.
+    pub(crate) async fn find(
+        &self,
+        by: IdentityKey,
+        value: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        let column = match by {
+            IdentityKey::Id => "id",
+            IdentityKey::Name => "name",
+        };
+        let sql = format!(
+            "SELECT id, name, levels, extra_rights FROM identities WHERE {column} = {}",
+            DB::param(1)
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(value)
+            .fetch_optional(self.reader)
+            .await?
+            .map(|row| identity_from_row(&row, ""))
+            .transpose()
+    }
+
+    pub(crate) async fn none_exist(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query::<DB>("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
+            .fetch_one(self.reader)
+            .await?;
+        row.boolean("empty")
+    }
+
+    pub(crate) async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        sqlx::query::<DB>(
+            "SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid",
+        )
+        .fetch_all(self.reader)
+        .await?
+        .iter()
+        .map(signing_key_from_row)
+        .collect()
+    }
+
+    pub(crate) async fn insert_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        insert_key::<DB>(&mut *transaction, key).await?;
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Each row changes only if it still holds the text the caller read; if one does not, the
+    /// transaction is rolled back and nothing is written.
+    pub(crate) async fn replace_signing_keys(
+        &self,
+        replacements: &[SigningKeyReplacement],
+    ) -> Result<bool, StoreError> {
+        let [new, kid, old] = params::<DB, 3>();
+        let sql = format!(
+            "UPDATE signing_keys SET private_pem = {new} WHERE kid = {kid} AND private_pem = {old}"
+        );
+        let mut transaction = self.writer.begin().await?;
+        for replacement in replacements {
+            let done = sqlx::query::<DB>(&sql)
+                .bind(replacement.new.as_str())
+                .bind(replacement.kid.as_str())
+                .bind(replacement.old.as_str())
+                .execute(&mut *transaction)
+                .await?;
+            if DB::rows_affected(&done) != 1 {
+                transaction.rollback().await?;
+                return Ok(false);
+            }
+        }
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "replaced").await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// The marker setting and the key go in one transaction: a node that starts at the same
+    /// moment waits on the marker's unique key until this commits, then stores nothing.
+    pub(crate) async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        let [setting, value] = params::<DB, 2>();
+        let sql = format!(
+            "INSERT INTO settings (key, value) VALUES ({setting}, {value}) \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        let won = sqlx::query::<DB>(&sql)
+            .bind(FIRST_KEY_SETTING)
+            .bind(key.kid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let won = DB::rows_affected(&won) == 1;
+        if won {
+            insert_key::<DB>(&mut *transaction, key).await?;
+            notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+        }
+        transaction.commit().await?;
+        Ok(won)
+    }
+
+    pub(crate) async fn setting_or_insert(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<String, StoreError> {
+        let [first, second] = params::<DB, 2>();
+        let insert = format!(
+            "INSERT INTO settings (key, value) VALUES ({first}, {second}) \
+             ON CONFLICT (key) DO NOTHING"
+        );
+        sqlx::query::<DB>(&insert)
+            .bind(key)
+            .bind(value)
+            .execute(self.writer)
+            .await?;
+        let select = format!("SELECT value FROM settings WHERE key = {first}");
+        let row = sqlx::query::<DB>(&select)
+            .bind(key)
+            .fetch_one(self.writer)
+            .await?;
+        row.text("value")
+    }
+
+    pub(crate) async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
+        let [issuer, started] = params::<DB, 2>();
+        let sql = format!(
+            "INSERT INTO issuers (url, last_started) VALUES ({issuer}, {started}) \
+             ON CONFLICT (url) DO UPDATE SET last_started = excluded.last_started"
+        );
+        let mut transaction = self.writer.begin().await?;
+        sqlx::query::<DB>(&sql)
+            .bind(url)
+            .bind(millis(OffsetDateTime::now_utc()))
+            .execute(&mut *transaction)
+            .await?;
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, "issuer").await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn issuers(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query::<DB>("SELECT url FROM issuers ORDER BY url")
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(|row| row.text("url"))
+            .collect()
+    }
+
+    /// One statement for the whole batch: the values travel as a table that the `UPDATE` joins,
+    /// and the write stays conditional per PAT so that concurrent nodes write once.
+    pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<String> = (0..uses.len())
+            .map(|row| {
+                let first = 3 * row + 1;
+                format!(
+                    "({}, {}, {})",
+                    DB::param(first),
+                    DB::param(first + 1),
+                    DB::param(first + 2)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH v (id, at, not_after) AS (VALUES {}) \
+             UPDATE pats SET last_used = (SELECT v.at FROM v WHERE v.id = pats.id) \
+             WHERE pats.id IN (SELECT v.id FROM v) AND (pats.last_used IS NULL \
+             OR pats.last_used <= (SELECT v.not_after FROM v WHERE v.id = pats.id))",
+            rows.join(", ")
+        );
+        let mut statement = sqlx::query::<DB>(&sql);
+        for last_use in uses {
+            statement = statement
+                .bind(last_use.id.as_str())
+                .bind(millis(last_use.at))
+                .bind(millis(last_use.not_after));
+        }
+        let mut transaction = self.writer.begin().await?;
+        let done = statement.execute(&mut *transaction).await?;
+        let written = DB::rows_affected(&done);
+        if written > 0 {
+            notify::<DB>(&mut *transaction, LISTS_CHANNEL, &written.to_string()).await?;
+        }
+        transaction.commit().await?;
+        Ok(written)
+    }
+}
+
+async fn insert_key<DB>(
+    connection: &mut DB::Connection,
+    key: &StoredSigningKey,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    let [kid, pem, created] = params::<DB, 3>();
+    let sql = format!(
+        "INSERT INTO signing_keys (kid, private_pem, created) VALUES ({kid}, {pem}, {created}) \
+         ON CONFLICT (kid) DO NOTHING"
+    );
+    sqlx::query::<DB>(&sql)
+        .bind(key.kid.as_str())
+        .bind(key.private_key.as_str())
+        .bind(millis(key.created))
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Announces a write on `channel`, where the backend has other nodes to tell.
+pub(crate) async fn notify<DB>(
+    connection: &mut DB::Connection,
+    channel: &str,
+    payload: &str,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(sql) = DB::NOTIFY {
+        sqlx::query::<DB>(sql)
+            .bind(channel)
+            .bind(payload)
+            .execute(connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Which column an identity is looked up by.
+pub(crate) enum IdentityKey {
+    Id,
+    Name,
+}
+
+/// Implements `Store` for a backend out of `Queries` (its `queries()`), but for what each backend
+/// does its own way, which it provides as inherent methods: `insert_pat_here` (how the per-owner
+/// limit is kept race-free: a locked owner row, or SQLite's group commit), `after_keys_replaced`
+/// (SQLite empties its write-ahead log) and `subscribe_here` (PostgreSQL's change feed).
+macro_rules! store_by_queries {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            async fn insert_identity(
+                &self,
+                identity: &patd_core::identity::Identity,
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().insert(identity).await
+            }
+
+            async fn identity(
+                &self,
+                id: &patd_core::ids::IdentityId,
+            ) -> Result<Option<patd_core::identity::Identity>, $crate::StoreError> {
+                self.queries()
+                    .find($crate::queries::IdentityKey::Id, id.as_str())
+                    .await
+            }
+
+            async fn identity_by_name(
+                &self,
+                name: &str,
+            ) -> Result<Option<patd_core::identity::Identity>, $crate::StoreError> {
+                self.queries()
+                    .find($crate::queries::IdentityKey::Name, name)
+                    .await
+            }
+
+            async fn has_no_identities(&self) -> Result<bool, $crate::StoreError> {
+                self.queries().none_exist().await
+            }
+
+            async fn insert_pat(
+                &self,
+                new_pat: &patd_core::pat::NewPat,
+                limit: Option<u32>,
+            ) -> Result<(), $crate::StoreError> {
+                self.insert_pat_here(new_pat, limit).await
+            }
+
+            async fn insert_pats(
+                &self,
+                pats: &[patd_core::pat::NewPat],
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().insert_pats(pats).await
+            }
+
+            async fn pat(
+                &self,
+                id: &patd_core::ids::PatId,
+            ) -> Result<Option<$crate::OwnedPat>, $crate::StoreError> {
+                self.queries().pat(id).await
+            }
+
+            async fn list_pats(
+                &self,
+                query: &$crate::PatQuery,
+            ) -> Result<$crate::PatPage, $crate::StoreError> {
+                self.queries().list_pats(query).await
+            }
+
+            async fn pats_by_ids(
+                &self,
+                ids: &[patd_core::ids::PatId],
+            ) -> Result<Vec<$crate::OwnedPat>, $crate::StoreError> {
+                self.queries().pats_by_ids(ids).await
+            }
+
+            async fn update_pats(
+                &self,
+                pats: &[patd_core::pat::PatRecord],
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().update_pats(pats).await
+            }
+
+            async fn update_pat(
+                &self,
+                pat: &patd_core::pat::PatRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().update_pats(std::slice::from_ref(pat)).await
+            }
+
+            async fn delete_pat(
+                &self,
+                id: &patd_core::ids::PatId,
+            ) -> Result<bool, $crate::StoreError> {
+                self.queries().delete_pat(id).await
+            }
+
+            async fn pat_for_exchange(
+                &self,
+                id: &patd_core::ids::PatId,
+            ) -> Result<Option<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
+                self.queries().pat_for_exchange(id).await
+            }
+
+            async fn record_last_used(
+                &self,
+                uses: &[$crate::LastUse],
+            ) -> Result<u64, $crate::StoreError> {
+                self.queries().record_last_used(uses).await
+            }
+
+            async fn signing_keys(
+                &self,
+            ) -> Result<Vec<$crate::StoredSigningKey>, $crate::StoreError> {
+                self.queries().signing_keys().await
+            }
+
+            async fn insert_signing_key(
+                &self,
+                key: &$crate::StoredSigningKey,
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().insert_signing_key(key).await
+            }
+
+            async fn replace_signing_keys(
+                &self,
+                replacements: &[$crate::SigningKeyReplacement],
+            ) -> Result<bool, $crate::StoreError> {
+                let replaced = self.queries().replace_signing_keys(replacements).await?;
+                if replaced {
+                    self.after_keys_replaced().await;
+                }
+                Ok(replaced)
+            }
+
+            async fn insert_first_signing_key(
+                &self,
+                key: &$crate::StoredSigningKey,
+            ) -> Result<bool, $crate::StoreError> {
+                self.queries().insert_first_signing_key(key).await
+            }
+
+            async fn register_issuer(&self, url: &str) -> Result<(), $crate::StoreError> {
+                self.queries().register_issuer(url).await
+            }
+
+            async fn issuers(&self) -> Result<Vec<String>, $crate::StoreError> {
+                self.queries().issuers().await
+            }
+
+            async fn setting_or_insert(
+                &self,
+                key: &str,
+                value: &str,
+            ) -> Result<String, $crate::StoreError> {
+                self.queries().setting_or_insert(key, value).await
+            }
+
+            async fn subscribe(
+                &self,
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<$crate::StoreEvent>>, $crate::StoreError>
+            {
+                self.subscribe_here().await
+            }
+        }
+    };
+}
+pub(crate) use store_by_queries;
