@@ -92,9 +92,33 @@ impl From<patd_core::authz::Denied> for ApiError {
     }
 }
 
+impl ApiError {
+    /// What the request log says of this error. Causes of 4xx answers can quote what the client
+    /// sent (a filter, a JSON value, a name), and client input is never written to the log, so
+    /// those are named by their kind only; a 500's detail is the server's own.
+    fn log_detail(&self) -> String {
+        let kind = match self {
+            ApiError::Internal(err) => return format!("{err:#}"),
+            ApiError::RequestTimeout(after) => return format!("no answer within {after:?}"),
+            ApiError::Unauthorized(reason) => return reason.clone(),
+            ApiError::Syntax(_) => "the request could not be read",
+            ApiError::Content(_) => "the request broke a rule",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not found",
+            ApiError::MethodNotAllowed => "method not allowed",
+            ApiError::InvalidRequest(_) => "invalid token request",
+            ApiError::UnsupportedGrantType => "unsupported grant type",
+            ApiError::InvalidClient => "bad client credentials",
+            ApiError::RateLimited(_) => "rate limited",
+            ApiError::PayloadTooLarge => "body too large",
+        };
+        kind.to_owned()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let detail = ErrorDetail(format!("{self:?}"));
+        let detail = ErrorDetail(self.log_detail());
         let mut response = match self {
             ApiError::Syntax(cause) => dto(
                 StatusCode::BAD_REQUEST,
@@ -209,5 +233,24 @@ impl From<crate::service::ServiceError> for ApiError {
             crate::service::ServiceError::Rule(rule) => rule.into(),
             crate::service::ServiceError::Store(store) => store.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_never_quotes_what_the_client_sent() {
+        let sent = "name eq \"<client text>\"";
+        for error in [
+            ApiError::Syntax(format!("'{sent}' is not a filter")),
+            ApiError::Content(Rule::IdentityNameTaken(sent.to_owned())),
+            ApiError::InvalidRequest(sent.to_owned()),
+        ] {
+            assert!(!error.log_detail().contains("<client text>"), "{error:?}");
+        }
+        let internal = ApiError::Internal(anyhow::anyhow!("the database is unavailable"));
+        assert!(internal.log_detail().contains("unavailable"));
     }
 }
