@@ -4,13 +4,15 @@
 
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
 mod oauth;
+/// Liveness, readiness and the metrics scrape.
+mod ops;
 /// The four PAT operations, for one version family.
 mod pats;
 
 pub use pats::BULK_UPDATE_PATH;
 
 use crate::error::ApiError;
-use crate::middleware::track;
+use crate::middleware::{track, Tracking};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use patd_core::expiry::Family;
+use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -61,7 +64,7 @@ impl Routes {
     }
 }
 
-fn all_routes() -> Routes {
+fn all_routes(metrics_here: bool) -> Routes {
     let mut routes = Routes {
         router: Router::new(),
         table: Vec::new(),
@@ -71,12 +74,28 @@ fn all_routes() -> Routes {
     }
     routes = pats::bulk_routes(routes);
     routes = oauth::routes(routes);
+    routes = ops::routes(routes);
+    if metrics_here {
+        routes = ops::metrics_route(routes);
+    }
     routes.add("/openapi.json", &[Method::GET], get(openapi_document))
 }
 
-/// Every path and method the router serves.
+/// Every path and method the router serves (with `/metrics` on the main listener).
 pub fn route_table() -> Vec<RouteEntry> {
-    all_routes().table
+    all_routes(true).table
+}
+
+/// The router of `--metrics-listen`: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    let routes = Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    };
+    ops::metrics_route(routes)
+        .router
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
 }
 
 async fn openapi_document() -> Response {
@@ -93,15 +112,18 @@ async fn openapi_document() -> Response {
 /// axum's own default cap is turned off so that this one setting rules.
 pub fn router(state: AppState) -> Router {
     let max_body_size = state.config.max_body_size;
-    let request_timeout = state.config.request_timeout;
+    let tracking = Arc::new(Tracking {
+        request_timeout: state.config.request_timeout,
+        proxies: state.config.trusted_proxies.clone(),
+    });
     // One `Router::layer` for all three: each one wraps every route once more, at the cost of a
     // service clone per request. The first listed is the outermost, so `track` sees (and puts in
     // the contract's shape) the 413 the body cap answers on its own.
     let layers = ServiceBuilder::new()
-        .layer(from_fn_with_state(request_timeout, track))
+        .layer(from_fn_with_state(tracking, track))
         .layer(RequestBodyLimitLayer::new(max_body_size))
         .layer(DefaultBodyLimit::disable());
-    all_routes()
+    all_routes(state.config.metrics_listen.is_none())
         .router
         .fallback(|| async { ApiError::NotFound })
         .layer(layers)

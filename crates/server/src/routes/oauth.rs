@@ -7,7 +7,7 @@ use crate::extract::{media_type, read_body};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use patd_core::ids::PatId;
 use patd_core::secret::Secret;
 use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use time::OffsetDateTime;
 
 pub(super) fn routes(routes: Routes) -> Routes {
@@ -31,12 +31,19 @@ pub(super) fn routes(routes: Routes) -> Routes {
 }
 
 async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
-    let credentials = read_credentials(request).await?;
-    exchange(&state, credentials, peer).await
+    let peer = crate::context::with_request(|context| context.client_ip).flatten();
+    let answer = match read_credentials(request).await {
+        Ok(credentials) => exchange(&state, credentials, peer).await,
+        Err(err) => Err(err),
+    };
+    let outcome = match &answer {
+        Ok(_) => "ok",
+        Err(ApiError::InvalidClient) => "invalid_client",
+        Err(ApiError::RateLimited(_)) => "rate_limited",
+        Err(_) => "invalid_request",
+    };
+    metrics::counter!(crate::metrics::EXCHANGES, "outcome" => outcome).increment(1);
+    answer
 }
 
 async fn exchange(
@@ -62,6 +69,7 @@ async fn exchange(
     else {
         return Err(ApiError::InvalidClient);
     };
+    crate::context::note_client_id(pat_id.as_str());
     state
         .limits
         .check_request(pat_id.as_str(), "oauth")

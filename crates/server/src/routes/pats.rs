@@ -178,6 +178,7 @@ async fn create(
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
+    crate::audit::log_committed("pat.created", &caller.identity_id, &created.id);
     Ok(Json(created))
 }
 
@@ -211,6 +212,7 @@ async fn patch_pat(
         }
         other => other?,
     }
+    crate::audit::log_committed("pat.updated", &caller.identity_id, updated.id.as_str());
     let owned = OwnedPat {
         pat: updated,
         owner_name: owned.owner_name,
@@ -228,6 +230,7 @@ async fn delete_pat(
     // Every token minted from it fails from now on.
     state.pats.invalidate(&owned.pat.id).await;
     if deleted? {
+        crate::audit::log_committed("pat.deleted", &caller.identity_id, owned.pat.id.as_str());
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -283,6 +286,9 @@ async fn bulk_update(
         state.pats.invalidate(&record.id).await;
     }
     result?;
+    for record in &records {
+        crate::audit::log_committed("pat.updated", &caller.identity_id, record.id.as_str());
+    }
     Ok(Json(
         updated
             .iter()

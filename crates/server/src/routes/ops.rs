@@ -1,0 +1,78 @@
+//! The operator's routes of E3: liveness, readiness and the Prometheus scrape. No
+//! authentication and no rate limit: load balancers and scrapers call them.
+
+use super::Routes;
+use crate::middleware::OwnAnswer;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Json;
+use serde_json::json;
+use std::time::Duration;
+
+/// A Redis that does not answer a PING in this long is not ready.
+const REDIS_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) fn routes(routes: Routes) -> Routes {
+    routes.add("/health/alive", &[Method::GET], get(alive)).add(
+        "/health/ready",
+        &[Method::GET],
+        get(ready),
+    )
+}
+
+/// `/metrics`, on the main listener or on `--metrics-listen`'s.
+pub(super) fn metrics_route(routes: Routes) -> Routes {
+    routes.add("/metrics", &[Method::GET], get(metrics))
+}
+
+async fn alive() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when the database answers, the signing keys are loaded and, with a shared rate limit,
+/// Redis answers; otherwise 503 naming what is not ready. The reasons are the server's own
+/// words: no URL, no password.
+async fn ready(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(err) = state.store.ping().await {
+        let reason = if err.is_unavailable() {
+            "the database does not answer"
+        } else {
+            "the database answered with an error"
+        };
+        tracing::warn!(error = %err, "readiness: {reason}");
+        problems.push(reason.to_owned());
+    }
+    if state.keys.current().jwks()["keys"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        problems.push("no signing key is loaded".to_owned());
+    }
+    if let Some(shared) = state.limits.shared() {
+        let answered = tokio::time::timeout(REDIS_PING_TIMEOUT, shared.ping()).await;
+        if let Err(kind) = answered.unwrap_or_else(|_| Err("no answer in time".to_owned())) {
+            tracing::warn!(error = kind, "readiness: Redis does not answer");
+            problems.push("Redis (the shared rate limit) does not answer".to_owned());
+        }
+    }
+    if problems.is_empty() {
+        return Json(json!({ "status": "ok" })).into_response();
+    }
+    let body = json!({ "status": "unavailable", "reason": problems.join("; ") });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response.extensions_mut().insert(OwnAnswer);
+    response
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = crate::metrics::render(&state).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
