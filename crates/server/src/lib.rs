@@ -20,7 +20,7 @@ pub mod keys;
 pub mod lastused;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
-/// The OpenAPI 3.1 document, built from the same route list as the router.
+/// The OpenAPI 3.1 document: what the handlers' annotations do not say, and serving it.
 pub mod openapi;
 /// Rate limits per client and API version, and on failed exchanges per IP.
 pub mod ratelimit;
