@@ -26,7 +26,7 @@ pub mod lastused;
 pub mod metrics;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
-/// The OpenAPI 3.1 document, built from the same route list as the router.
+/// The OpenAPI 3.1 document: what the handlers' annotations do not say, and serving it.
 pub mod openapi;
 /// Trusted proxies and the client address they report.
 pub mod proxies;
