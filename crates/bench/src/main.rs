@@ -101,7 +101,14 @@ async fn seed(database: &str, n_pats: usize, n_owners: usize) -> anyhow::Result<
             levels: vec![Level::User],
             extra_rights: Rights::NONE,
         };
-        store.insert_identity(&identity).await?;
+        let seeded = patd_core::audit::AuditEvent::new(
+            patd_core::audit::EventType::IdentityCreated,
+            patd_core::audit::Actor::system("bench"),
+            None,
+            now,
+            &mut rng,
+        );
+        store.insert_identity(&identity, &seeded).await?;
         owners.push(identity.id);
     }
     let mut exchange = None;

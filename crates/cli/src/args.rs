@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage identities (works on the database directly).
     Identity {
         #[command(subcommand)]
@@ -35,6 +35,11 @@ pub enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Read the audit trail (works on the database directly).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Work with PATs over the API, as a client (SAIL_BASE_URL, SAIL_CLIENT_ID, SAIL_CLIENT_SECRET).
     Pat(crate::pat::PatArgs),
@@ -142,6 +147,19 @@ pub struct ServeArgs {
     /// peer are taken to come from the peer itself. Rate limits and audit events use that address.
     #[arg(long, env = "PATD_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
+    /// Days audit events are kept; older ones are pruned every hour.
+    #[arg(long, env = "PATD_AUDIT_RETENTION", value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention: u32,
+    /// Also write every audit event to stdout as one JSON line, for a SIEM (`stdout`), or not
+    /// (`off`).
+    #[arg(long, env = "PATD_AUDIT_LOG", value_name = "stdout|off", default_value = "off", value_parser = ["stdout", "off"])]
+    pub audit_log: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first: a line each, or JSON with --json.
+    List(crate::audit::AuditList),
 }
 
 /// How log lines are written.

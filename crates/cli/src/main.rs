@@ -3,6 +3,8 @@
 
 /// The command line, parsed and checked, before anything live is built.
 mod args;
+/// `patd audit list`.
+mod audit;
 /// `patd pat …`: client commands on `patd-client`.
 mod pat;
 
@@ -33,6 +35,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pat(pat_args) => pat::run(pat_args).await,
+        Command::Audit {
+            command: args::AuditCommand::List(list),
+        } => audit::run(list).await,
         Command::Key {
             command: KeyCommand::Rotate { database, kek },
         } => {
@@ -59,7 +64,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve(serve_args) => serve(serve_args).await,
+        Command::Serve(serve_args) => serve(*serve_args).await,
         Command::Identity {
             command: IdentityCommand::Create(create),
         } => {
@@ -138,6 +143,9 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.trusted_proxies = serve_args.trusted_proxies.clone();
     config.metrics_listen = serve_args.metrics_listen.clone();
     config.tls = tls.clone();
+    config.audit_retention =
+        std::time::Duration::from_secs(u64::from(serve_args.audit_retention) * 24 * 3600);
+    patd_server::audit::log_to_stdout(serve_args.audit_log == "stdout");
     let serve_options = config.serve_options();
     config.key_encryption_key = key_encryption_key;
     let unsealed = config.key_encryption_key.is_none();
@@ -184,6 +192,12 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     let flush_deadline = tokio::time::Instant::now() + serve_args.shutdown_timeout;
     if !state.last_used.settled(flush_deadline).await {
         tracing::warn!("some lastUsed writes were not stored before shutdown");
+    }
+    if tokio::time::timeout_at(flush_deadline, state.auth_failures.flush(&state.store))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some failed exchanges were not audited before shutdown");
     }
     tracing::info!("patd stopped");
     Ok(())

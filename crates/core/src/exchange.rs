@@ -18,6 +18,8 @@ pub struct ExchangeRecord {
     pub pat: PatRecord,
     pub digest: SecretDigest,
     pub owner: Identity,
+    /// The last five addresses the PAT was used from, newest first (GitLab's `last_used_ips`).
+    pub recent_ips: Vec<String>,
 }
 
 /// Permission to mint an access token, with everything its claims need, borrowed from the
@@ -88,6 +90,7 @@ mod tests {
             extra_rights: Rights::NONE,
         };
         ExchangeRecord {
+            recent_ips: Vec::new(),
             pat: PatRecord {
                 id: PatId::generate(&mut rng),
                 owner_id: owner.id.clone(),

@@ -18,13 +18,74 @@ use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A parsed filter. `And` and `Or` are binary and left-associative.
+/// A parsed filter over comparisons `C` (by default, a PAT list's). `And` and `Or` are binary
+/// and left-associative.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filter {
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
-    Not(Box<Filter>),
-    Compare(Comparison),
+pub enum Filter<C = Comparison> {
+    And(Box<Filter<C>>, Box<Filter<C>>),
+    Or(Box<Filter<C>>, Box<Filter<C>>),
+    Not(Box<Filter<C>>),
+    Compare(C),
+}
+
+/// The comparisons one collection supports: its fields, and how each reads its operator and
+/// values. The grammar around them is shared.
+pub trait Comparable: Sized {
+    /// The field names the collection knows, so that an unknown one is named as such.
+    const FIELDS: &'static [&'static str];
+    /// The comparison `field op …`, reading its values from `values`; `Ok(None)` when the field
+    /// is known but takes no such operator.
+    fn read(field: &str, op: &str, values: &mut Values<'_>) -> Result<Option<Self>, Rule>;
+}
+
+/// The values after a field and its operator, for [`Comparable::read`].
+pub struct Values<'p> {
+    parser: &'p mut Parser,
+}
+
+impl Values<'_> {
+    /// A quoted string.
+    pub fn string(&mut self) -> Result<String, Rule> {
+        self.parser.string_value()
+    }
+
+    /// `("a", "b", …)`: one or more quoted strings.
+    pub fn string_list(&mut self) -> Result<Vec<String>, Rule> {
+        self.parser.expect(Token::Open, "'(' after 'in'")?;
+        let mut values = vec![self.parser.string_value()?];
+        while self.parser.peek() == Some(&Token::Comma) {
+            self.parser.next();
+            values.push(self.parser.string_value()?);
+        }
+        self.parser
+            .expect(Token::Close, "')' after the 'in' list")?;
+        Ok(values)
+    }
+
+    /// A date-time, quoted or not, for `field`.
+    pub fn date(&mut self, field: &str) -> Result<OffsetDateTime, Rule> {
+        self.parser.date_value(field)
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self, what: &str) -> Result<bool, Rule> {
+        match self.parser.next() {
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("true") => Ok(true),
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err(filter_error(format!("{what} takes true or false"))),
+        }
+    }
+}
+
+/// A time comparison operator, from its keyword.
+pub fn time_op(op: &str) -> Option<TimeOp> {
+    match op {
+        "gt" => Some(TimeOp::Gt),
+        "ge" => Some(TimeOp::Ge),
+        "lt" => Some(TimeOp::Lt),
+        "le" => Some(TimeOp::Le),
+        _ => None,
+    }
 }
 
 /// One supported comparison.
@@ -95,8 +156,8 @@ pub enum NameMatch {
 pub const MAX_FILTER_LEN: usize = 4096;
 const MAX_DEPTH: usize = 32;
 
-impl Filter {
-    pub fn parse(input: &str) -> Result<Filter, Rule> {
+impl<C: Comparable> Filter<C> {
+    pub fn parse(input: &str) -> Result<Filter<C>, Rule> {
         if input.len() > MAX_FILTER_LEN {
             return Err(filter_error(format!(
                 "the filter is longer than {MAX_FILTER_LEN} bytes"
@@ -116,7 +177,8 @@ impl Filter {
     }
 }
 
-fn filter_error(message: impl Into<String>) -> Rule {
+/// A filter error with `message`.
+pub fn filter_error(message: impl Into<String>) -> Rule {
     Rule::Filter(message.into())
 }
 
@@ -229,7 +291,7 @@ impl Parser {
         }
     }
 
-    fn expr(&mut self) -> Result<Filter, Rule> {
+    fn expr<C: Comparable>(&mut self) -> Result<Filter<C>, Rule> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(filter_error(format!(
@@ -246,7 +308,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn and_expr(&mut self) -> Result<Filter, Rule> {
+    fn and_expr<C: Comparable>(&mut self) -> Result<Filter<C>, Rule> {
         let mut left = self.unary()?;
         while self.peek_keyword("and") {
             self.next();
@@ -256,7 +318,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Filter, Rule> {
+    fn unary<C: Comparable>(&mut self) -> Result<Filter<C>, Rule> {
         if self.peek_keyword("not") {
             self.next();
             self.depth += 1;
@@ -278,7 +340,7 @@ impl Parser {
         self.comparison().map(Filter::Compare)
     }
 
-    fn comparison(&mut self) -> Result<Comparison, Rule> {
+    fn comparison<C: Comparable>(&mut self) -> Result<C, Rule> {
         let field = match self.next() {
             Some(Token::Word(word)) => word,
             Some(token) => {
@@ -305,68 +367,17 @@ impl Parser {
                 )))
             }
         };
-        let time_field = match field.as_str() {
-            "created" => Some(TimeField::Created),
-            "lastUsed" => Some(TimeField::LastUsed),
-            "expirationDate" => Some(TimeField::ExpirationDate),
-            _ => None,
-        };
-        match (field.as_str(), op.as_str()) {
-            (_, "gt" | "ge" | "lt" | "le") if time_field.is_some() => {
-                let value = self.date_value(&field)?;
-                let op = match op.as_str() {
-                    "gt" => TimeOp::Gt,
-                    "ge" => TimeOp::Ge,
-                    "lt" => TimeOp::Lt,
-                    _ => TimeOp::Le,
-                };
-                Ok(Comparison::Time {
-                    field: time_field.unwrap_or(TimeField::Created),
-                    op,
-                    value,
-                })
-            }
-            ("lastUsed" | "expirationDate", "pr" | "isnull") => Ok(Comparison::Presence {
-                field: time_field.unwrap_or(TimeField::LastUsed),
-                present: op == "pr",
-            }),
-            ("name", "eq") => Ok(Comparison::Name(NameMatch::Eq(self.string_value()?))),
-            ("name", "co") => Ok(Comparison::Name(NameMatch::Contains(self.string_value()?))),
-            ("name", "sw") => Ok(Comparison::Name(NameMatch::StartsWith(
-                self.string_value()?,
-            ))),
-            ("name", "in") => {
-                self.expect(Token::Open, "'(' after 'in'")?;
-                let mut values = vec![self.string_value()?];
-                while self.peek() == Some(&Token::Comma) {
-                    self.next();
-                    values.push(self.string_value()?);
-                }
-                self.expect(Token::Close, "')' after the 'in' list")?;
-                Ok(Comparison::Name(NameMatch::In(values)))
-            }
-            ("managed", "eq") => match self.next() {
-                Some(Token::Word(word)) if word.eq_ignore_ascii_case("true") => {
-                    Ok(Comparison::Managed(true))
-                }
-                Some(Token::Word(word)) if word.eq_ignore_ascii_case("false") => {
-                    Ok(Comparison::Managed(false))
-                }
-                _ => Err(filter_error("managed eq takes true or false")),
-            },
-            ("name" | "managed" | "created" | "lastUsed" | "expirationDate", _)
-                if KNOWN_OPERATORS.contains(&op.as_str()) =>
-            {
-                Err(filter_error(format!(
-                    "operator '{op}' is not supported for field '{field}'"
-                )))
-            }
-            ("name" | "managed" | "created" | "lastUsed" | "expirationDate", _) => {
-                Err(filter_error(format!("unknown operator '{op}'")))
-            }
-            _ => Err(filter_error(format!(
+        if !C::FIELDS.contains(&field.as_str()) {
+            return Err(filter_error(format!(
                 "field '{field}' is not supported in filters"
+            )));
+        }
+        match C::read(&field, &op, &mut Values { parser: self })? {
+            Some(comparison) => Ok(comparison),
+            None if KNOWN_OPERATORS.contains(&op.as_str()) => Err(filter_error(format!(
+                "operator '{op}' is not supported for field '{field}'"
             ))),
+            None => Err(filter_error(format!("unknown operator '{op}'"))),
         }
     }
 
@@ -402,6 +413,40 @@ impl Parser {
     }
 }
 
+impl Comparable for Comparison {
+    const FIELDS: &'static [&'static str] =
+        &["name", "managed", "created", "lastUsed", "expirationDate"];
+
+    fn read(field: &str, op: &str, values: &mut Values<'_>) -> Result<Option<Comparison>, Rule> {
+        let time_field = match field {
+            "created" => Some(TimeField::Created),
+            "lastUsed" => Some(TimeField::LastUsed),
+            "expirationDate" => Some(TimeField::ExpirationDate),
+            _ => None,
+        };
+        let comparison = match (field, op, time_field, time_op(op)) {
+            (_, _, Some(field), Some(op)) => Comparison::Time {
+                field,
+                op,
+                value: values.date(field.name())?,
+            },
+            ("lastUsed" | "expirationDate", "pr" | "isnull", Some(field), _) => {
+                Comparison::Presence {
+                    field,
+                    present: op == "pr",
+                }
+            }
+            ("name", "eq", ..) => Comparison::Name(NameMatch::Eq(values.string()?)),
+            ("name", "co", ..) => Comparison::Name(NameMatch::Contains(values.string()?)),
+            ("name", "sw", ..) => Comparison::Name(NameMatch::StartsWith(values.string()?)),
+            ("name", "in", ..) => Comparison::Name(NameMatch::In(values.string_list()?)),
+            ("managed", "eq", ..) => Comparison::Managed(values.boolean("managed eq")?),
+            _ => return Ok(None),
+        };
+        Ok(Some(comparison))
+    }
+}
+
 const KNOWN_OPERATORS: [&str; 11] = [
     "eq", "ne", "gt", "ge", "lt", "le", "co", "sw", "in", "pr", "isnull",
 ];
@@ -421,7 +466,7 @@ fn quote(text: &str) -> String {
 
 /// Prints a filter so that parsing the text gives the same tree back. Compound operands are
 /// always parenthesized.
-impl fmt::Display for Filter {
+impl<C: fmt::Display> fmt::Display for Filter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Filter::And(left, right) => write!(f, "({left} and {right})"),
@@ -469,11 +514,11 @@ mod tests {
     }
 
     fn check(input: &str, want: Filter) {
-        assert_eq!(Filter::parse(input), Ok(want), "{input}");
+        assert_eq!(Filter::<Comparison>::parse(input), Ok(want), "{input}");
     }
 
     fn check_error(input: &str, want: &str) {
-        match Filter::parse(input) {
+        match Filter::<Comparison>::parse(input) {
             Err(Rule::Filter(message)) => assert!(message.contains(want), "{input}: {message}"),
             other => panic!("{input}: {other:?}"),
         }

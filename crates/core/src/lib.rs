@@ -2,6 +2,8 @@
 //! the token-exchange decision). Pure: no I/O, no clock and no OS randomness; `now` and the RNG
 //! come in as arguments, so every rule is testable with fixed inputs.
 
+/// Audit events and the query of the audit log.
+pub mod audit;
 /// Who may do what to which PAT.
 pub mod authz;
 /// Bulk update: one patch on up to 25 PATs.

@@ -13,16 +13,19 @@ pub enum Right {
     AllManage,
     AllUpdate,
     ManagedRead,
+    /// `idn:audit-events:read` (EXTENSIONS E2): every audit event, not only one's own.
+    AuditRead,
 }
 
 impl Right {
-    pub const ALL: [Right; 6] = [
+    pub const ALL: [Right; 7] = [
         Right::MyRead,
         Right::MyManage,
         Right::AllRead,
         Right::AllManage,
         Right::AllUpdate,
         Right::ManagedRead,
+        Right::AuditRead,
     ];
 
     /// The name without its `idn:`/`sp:` prefix.
@@ -40,6 +43,7 @@ impl Right {
             Right::AllManage => "idn:all-personal-access-tokens:manage",
             Right::AllUpdate => "idn:all-personal-access-tokens:update",
             Right::ManagedRead => "idn:managed-personal-access-tokens:read",
+            Right::AuditRead => "idn:audit-events:read",
         }
     }
 
@@ -56,14 +60,14 @@ impl Right {
         Right::parse(raw).ok_or_else(|| Rule::UnknownRight(raw.to_owned()))
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
 
 /// A set of rights, small and `Copy` so that checking one costs nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rights(u8);
+pub struct Rights(u16);
 
 impl Rights {
     pub const NONE: Rights = Rights(0);
@@ -191,6 +195,6 @@ mod tests {
             ]
         );
         assert_eq!(Level::OrgAdmin.rights(), Rights::all());
-        assert_eq!(Rights::all().iter().count(), 6);
+        assert_eq!(Rights::all().iter().count(), 7);
     }
 }

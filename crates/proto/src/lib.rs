@@ -262,3 +262,50 @@ pub struct JsonPatchOperation {
 pub struct RateLimitBody {
     pub message: String,
 }
+
+/// Who acted, in an audit event (EXTENSIONS E4).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditActor {
+    /// `IDENTITY`, `SYSTEM` or `ANONYMOUS`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// What was acted on, in an audit event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditTarget {
+    /// `PERSONAL_ACCESS_TOKEN`, `IDENTITY` or `SIGNING_KEY`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+/// One audit event, as `GET /patd/v1/audit-events` lists them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventDto {
+    pub id: String,
+    #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub time: OffsetDateTime,
+    /// `pat.created`, `pat.updated`, `pat.deleted`, `pat.used`, `auth.failed`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: AuditActor,
+    pub target: Option<AuditTarget>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub tracking_id: Option<String>,
+    /// `SUCCESS` or `FAILURE`.
+    pub outcome: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}

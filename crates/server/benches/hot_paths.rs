@@ -64,7 +64,7 @@ fn hot_paths(c: &mut Criterion) {
 
     let filter = r#"(name sw "ci-" or name in ("deploy", "nightly")) and not managed eq true and lastUsed le 2026-06-25T20:22:28.104Z"#;
     c.bench_function("filter: parse", |b| {
-        b.iter(|| Filter::parse(black_box(filter)).unwrap())
+        b.iter(|| Filter::<patd_core::filter::Comparison>::parse(black_box(filter)).unwrap())
     });
 }
 

@@ -3,6 +3,7 @@
 
 use crate::convert;
 use crate::service::{self, ServiceError};
+use patd_core::audit::{Actor, EventType, Target};
 use patd_core::expiry::{AdminExpiry, ExpiryRequest};
 use patd_core::identity::Identity;
 use patd_core::ids::IdentityId;
@@ -17,6 +18,9 @@ use time::OffsetDateTime;
 /// The identity an empty database gets, and the name of its first PAT.
 pub const BOOTSTRAP_IDENTITY: &str = "admin";
 pub const BOOTSTRAP_TOKEN: &str = "bootstrap";
+
+/// Who the administration commands act as in the audit trail.
+const CLI: &str = "cli";
 
 /// `patd identity create`.
 pub async fn create_identity(
@@ -34,12 +38,20 @@ pub async fn create_identity(
             .map(|right| Right::parse_known(right))
             .collect::<Result<Rights, Rule>>()?,
     };
-    match store.insert_identity(&identity).await {
+    let target = Target {
+        kind: Target::IDENTITY,
+        id: identity.id.as_str().to_owned(),
+        name: Some(identity.name.as_str().to_owned()),
+        owner_id: None,
+    };
+    let event = crate::audit::event(EventType::IdentityCreated, Actor::system(CLI), Some(target));
+    match store.insert_identity(&identity, &event).await {
         Err(StoreError::IdentityNameTaken) => {
             return Err(Rule::IdentityNameTaken(identity.name.as_str().to_owned()).into())
         }
         other => other.map_err(ServiceError::from)?,
     }
+    crate::audit::committed(&event);
     Ok(convert::identity_view(&identity))
 }
 
@@ -84,6 +96,7 @@ pub async fn create_token(
         input,
         Some(options.limit),
         OffsetDateTime::now_utc(),
+        Actor::system(CLI),
     )
     .await
 }

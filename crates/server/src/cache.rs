@@ -8,6 +8,7 @@ use patd_core::exchange::{last_used_due, ExchangeRecord};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_store::{DynStore, Health, Store, StoreError};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,9 +42,16 @@ pub struct PatCache {
     /// Bumped by `invalidate_all`.
     epoch: AtomicU64,
     last_used: moka::sync::Cache<PatId, OffsetDateTime>,
+    /// Source addresses new to a PAT whose use this node has already queued for writing: the
+    /// cached record shows them only once it is read again.
+    new_ips: moka::sync::Cache<(PatId, IpAddr), ()>,
     /// Bumped by every write to any PAT: list answers cached under an older value are dead.
     lists_epoch: AtomicU64,
 }
+
+/// How long a queued new address is remembered: longer than a record stays cached, so the
+/// record read again after the write has it.
+const NEW_IP_MEMORY: Duration = Duration::from_secs(600);
 
 impl PatCache {
     /// `lifetime` bounds how long an entry is trusted without a write seen by this node, and
@@ -65,8 +73,21 @@ impl PatCache {
                 .max_capacity(CAPACITY)
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
+            new_ips: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(NEW_IP_MEMORY)
+                .build(),
             lists_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Whether this exchange from `ip`, an address not among the PAT's last five, is the one
+    /// that writes it: one caller per PAT and address gets `true` until the record is read again.
+    pub fn claim_new_ip(&self, id: &PatId, ip: IpAddr) -> bool {
+        self.new_ips
+            .entry((id.clone(), ip))
+            .or_insert_with(|| ())
+            .is_fresh()
     }
 
     fn generation(&self, id: &PatId) -> (u64, u64) {

@@ -2,6 +2,7 @@
 //! audit trail: its tracking id, the client's address and user agent, and the PAT it
 //! authenticated with once that is known.
 
+use axum::http::HeaderValue;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -11,6 +12,8 @@ pub(crate) struct RequestContext {
     pub tracking_id: String,
     /// The client's address: the peer, or what a trusted proxy reported (`--trusted-proxies`).
     pub client_ip: Option<IpAddr>,
+    /// The `User-Agent` header as sent; only ever stored, length-bounded, in audit events.
+    pub user_agent: Option<HeaderValue>,
     /// The client id (PAT id) the request authenticated with, for the request log.
     pub client_id: OnceLock<String>,
 }

@@ -100,3 +100,28 @@ pub(crate) fn identity_view(identity: &Identity) -> IdentityView {
         rights: identity.rights().idn_names(),
     }
 }
+
+/// An audit event as the wire shows it (EXTENSIONS E4).
+pub fn audit_event(event: &patd_core::audit::AuditEvent) -> patd_proto::AuditEventDto {
+    patd_proto::AuditEventDto {
+        id: event.id.clone(),
+        time: event.time,
+        kind: event.kind.as_str().to_owned(),
+        actor: patd_proto::AuditActor {
+            kind: event.actor.kind.as_str().to_owned(),
+            id: event.actor.id.clone(),
+            name: event.actor.name.clone(),
+        },
+        target: event.target.as_ref().map(|target| patd_proto::AuditTarget {
+            kind: target.kind.to_owned(),
+            id: target.id.clone(),
+            name: target.name.clone(),
+            owner_id: target.owner_id.clone(),
+        }),
+        source_ip: event.source_ip.clone(),
+        user_agent: event.user_agent.clone(),
+        tracking_id: event.tracking_id.clone(),
+        outcome: event.outcome.as_str().to_owned(),
+        details: event.details.clone(),
+    }
+}

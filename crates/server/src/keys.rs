@@ -253,8 +253,27 @@ pub async fn rotate(store: &dyn Store, kek: Option<&KeyEncryptionKey>) -> anyhow
         }
     }
     let fresh = SigningKey::generate()?;
-    store.insert_signing_key(&stored(&fresh, kek)?).await?;
+    let event = key_created(&fresh.kid, "cli");
+    store
+        .insert_signing_key(&stored(&fresh, kek)?, &event)
+        .await?;
+    crate::audit::committed(&event);
     Ok(fresh.kid)
+}
+
+/// The `key.created` event of a key made by `by` (the command line, or a node's first start).
+fn key_created(kid: &str, by: &str) -> patd_core::audit::AuditEvent {
+    let target = patd_core::audit::Target {
+        kind: patd_core::audit::Target::SIGNING_KEY,
+        id: kid.to_owned(),
+        name: None,
+        owner_id: None,
+    };
+    crate::audit::event(
+        patd_core::audit::EventType::KeyCreated,
+        patd_core::audit::Actor::system(by),
+        Some(target),
+    )
 }
 
 /// Seals every stored key again, from `old` to `new`, in one transaction; keys stored in the
@@ -372,10 +391,14 @@ impl Keys {
         }
         if pem_text.is_none() && store.signing_keys().await?.is_empty() {
             let fresh = SigningKey::generate()?;
+            let event = key_created(&fresh.kid, "patd");
             // Lost or won, the key to use is read back below.
-            store
-                .insert_first_signing_key(&stored(&fresh, kek.as_deref())?)
-                .await?;
+            if store
+                .insert_first_signing_key(&stored(&fresh, kek.as_deref())?, &event)
+                .await?
+            {
+                crate::audit::committed(&event);
+            }
         }
         let ring = KeyRing::read(store, pem_text, kek.as_deref(), own_issuer, 0).await?;
         Ok(Keys {

@@ -4,6 +4,7 @@
 //! shutdown waits for the queue to drain.
 
 use crate::cache::PatCache;
+use patd_core::audit::AuditEvent;
 use patd_core::exchange::LAST_USED_INTERVAL;
 use patd_core::ids::PatId;
 use patd_store::{DynStore, LastUse};
@@ -33,9 +34,27 @@ pub struct LastUsedWriter {
 /// The channel and the numbering of its writes, kept under one lock so that sequence numbers
 /// are in queue order.
 struct Queue {
-    sender: mpsc::UnboundedSender<(u64, PatId, OffsetDateTime)>,
+    sender: mpsc::UnboundedSender<(u64, Use)>,
     next: u64,
 }
+
+/// One use of a PAT that must be written: its daily `lastUsed`, a source address not among its
+/// last five, or both, with its `pat.used` event.
+#[derive(Debug, Clone)]
+pub struct Use {
+    pub id: PatId,
+    pub at: OffsetDateTime,
+    /// `lastUsed` is due (at most once a day per PAT).
+    pub daily: bool,
+    /// The address, when it is not among the PAT's last five.
+    pub new_ip: Option<String>,
+    /// The PAT's last addresses as this node knows them, newest first.
+    pub known_ips: Vec<String>,
+    pub event: AuditEvent,
+}
+
+/// How many source addresses are kept per PAT.
+pub const RECENT_IPS: usize = 5;
 
 impl LastUsedWriter {
     /// Starts the writer task on `store`.
@@ -51,14 +70,14 @@ impl LastUsedWriter {
     }
 
     /// Queues a write; never waits for the database.
-    pub fn record(&self, id: PatId, at: OffsetDateTime) {
+    pub fn record(&self, used: Use) {
         let Ok(mut queue) = self.queue.lock() else {
             tracing::warn!("the lastUsed queue is poisoned");
             return;
         };
         queue.next += 1;
         let sequence = queue.next;
-        if queue.sender.send((sequence, id, at)).is_err() {
+        if queue.sender.send((sequence, used)).is_err() {
             tracing::warn!("the lastUsed writer has stopped");
             return;
         }
@@ -86,10 +105,52 @@ impl LastUsedWriter {
     }
 }
 
+/// One write per PAT: the latest use's time, `lastUsed` if any use was due, the new addresses in
+/// front of the known ones (newest first, five kept), and every use's event.
+fn merge(uses: impl Iterator<Item = Use>) -> Vec<LastUse> {
+    let mut merged: HashMap<PatId, (LastUse, Vec<String>, Vec<String>)> = HashMap::new();
+    for used in uses {
+        let (last_use, new_ips, _) = merged.entry(used.id.clone()).or_insert_with(|| {
+            (
+                LastUse {
+                    id: used.id.clone(),
+                    at: used.at,
+                    not_after: used.at,
+                    daily: false,
+                    recent_ips: None,
+                    events: Vec::new(),
+                },
+                Vec::new(),
+                used.known_ips.clone(),
+            )
+        });
+        last_use.at = last_use.at.max(used.at);
+        last_use.daily |= used.daily;
+        if let Some(ip) = used.new_ip {
+            new_ips.retain(|seen| *seen != ip);
+            new_ips.insert(0, ip);
+        }
+        last_use.events.push(used.event);
+    }
+    merged
+        .into_values()
+        .map(|(mut last_use, new_ips, known)| {
+            last_use.not_after = last_use.at - LAST_USED_INTERVAL;
+            if !new_ips.is_empty() {
+                let mut recent = new_ips.clone();
+                recent.extend(known.into_iter().filter(|ip| !new_ips.contains(ip)));
+                recent.truncate(RECENT_IPS);
+                last_use.recent_ips = Some(recent);
+            }
+            last_use
+        })
+        .collect()
+}
+
 async fn write_batches(
     store: DynStore,
     pats: Arc<PatCache>,
-    mut pending: mpsc::UnboundedReceiver<(u64, PatId, OffsetDateTime)>,
+    mut pending: mpsc::UnboundedReceiver<(u64, Use)>,
     stored: watch::Sender<u64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -100,24 +161,16 @@ async fn write_batches(
             .map(|(sequence, ..)| *sequence)
             .max()
             .unwrap_or(0);
-        // One row per PAT: the latest use wins.
-        let mut latest: HashMap<PatId, OffsetDateTime> = HashMap::new();
-        for (_, id, at) in batch.drain(..) {
-            let slot = latest.entry(id).or_insert(at);
-            *slot = (*slot).max(at);
-        }
-        let uses: Vec<LastUse> = latest
-            .into_iter()
-            .map(|(id, at)| LastUse {
-                id,
-                at,
-                not_after: at - LAST_USED_INTERVAL,
-            })
-            .collect();
+        let uses = merge(batch.drain(..).map(|(_, used)| used));
         let mut delay = Duration::from_millis(100);
         loop {
             match store.record_last_used(&uses).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    uses.iter()
+                        .flat_map(|last_use| &last_use.events)
+                        .for_each(crate::audit::committed);
+                    break;
+                }
                 // The database is back soon, or this node stops: try again until then. Shutdown
                 // bounds how long it waits for the queue.
                 Err(err) if err.is_unavailable() => {

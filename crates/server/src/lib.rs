@@ -4,14 +4,15 @@
 
 /// Operations the `patd` command runs on the database directly: identities, tokens, bootstrap.
 pub mod admin;
-/// The audit trail: events and the info line of each committed change.
-mod audit;
+/// The audit trail: events stamped with their request, the log line of each committed one,
+/// failed exchanges folded per minute, pruning.
+pub mod audit;
 /// The in-memory PAT records behind revocation checks and the exchange, and `lastUsed` marks.
 pub mod cache;
 /// The request in hand: tracking id, client address, user agent, authenticated client.
 mod context;
 /// Domain and store values turned into wire types.
-mod convert;
+pub mod convert;
 /// `ApiError`: the one place that knows status codes and error bodies.
 pub mod error;
 /// Extractors: the bearer caller, JSON bodies, query strings and paths with our rejections.

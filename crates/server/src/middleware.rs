@@ -8,7 +8,7 @@ use crate::context::{RequestContext, REQUEST};
 use crate::error::{new_tracking_id, ApiError, ErrorDetail};
 use crate::proxies::TrustedProxies;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
@@ -44,6 +44,7 @@ pub(crate) async fn track(
     let context = Arc::new(RequestContext {
         tracking_id: new_tracking_id(),
         client_ip: peer.map(|peer| tracking.proxies.client_ip(peer, request.headers())),
+        user_agent: request.headers().get(header::USER_AGENT).cloned(),
         client_id: OnceLock::new(),
     });
     let method = request.method().clone();

@@ -1,6 +1,7 @@
 //! Use cases that both the HTTP routes and the administration commands run.
 
-use crate::convert;
+use crate::{audit, convert};
+use patd_core::audit::{Actor, EventType};
 use patd_core::identity::Identity;
 use patd_core::pat::{plan_create, CreateInput};
 use patd_core::Rule;
@@ -26,24 +27,34 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// Creates a PAT for `owner` and returns the one response that shows its secret.
+/// Creates a PAT for `owner`, with its `pat.created` event by `actor`, and returns the one
+/// response that shows its secret.
 pub(crate) async fn create_pat(
     store: &dyn Store,
     owner: &Identity,
     input: CreateInput,
     limit: Option<u32>,
     now: OffsetDateTime,
+    actor: Actor,
 ) -> Result<CreatePersonalAccessTokenResponse, ServiceError> {
     let (new_pat, secret) = plan_create(owner.id.clone(), input, now, &mut rand::rng())?;
-    match store.insert_pat(&new_pat, limit).await {
+    let event = audit::event(
+        EventType::PatCreated,
+        actor,
+        Some(audit::pat_target(&new_pat.record)),
+    );
+    match store.insert_pat(&new_pat, limit, &event).await {
         Err(StoreError::NameTaken) => {
             Err(Rule::NameTaken(new_pat.record.name.as_str().to_owned()).into())
         }
         Err(other) => Err(other.into()),
-        Ok(()) => Ok(convert::create_response(
-            &new_pat,
-            &secret,
-            owner.name.as_str(),
-        )),
+        Ok(()) => {
+            audit::committed(&event);
+            Ok(convert::create_response(
+                &new_pat,
+                &secret,
+                owner.name.as_str(),
+            ))
+        }
     }
 }

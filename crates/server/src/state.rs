@@ -1,5 +1,6 @@
 //! The state shared by every handler: the store, the keys and the configuration.
 
+use crate::audit::AuthFailures;
 use crate::cache::{IdentityCache, ListCache, PatCache};
 use crate::kek::KeyEncryptionKey;
 use crate::keys::Keys;
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub metrics_listen: Option<String>,
     /// HTTPS on the main listener (`--tls-cert`, `--tls-key`).
     pub tls: Option<Arc<crate::tls::TlsFiles>>,
+    /// Audit events older than this are pruned (`--audit-retention`).
+    pub audit_retention: Duration,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             trusted_proxies: TrustedProxies::default(),
             metrics_listen: None,
             tls: None,
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
         }
     }
 
@@ -117,6 +121,8 @@ pub struct Parts {
     pub limits: Arc<RateLimits>,
     /// Whether the database answers, as the store's calls find it.
     pub health: Arc<Health>,
+    /// Failed exchanges waiting to be written to the audit trail.
+    pub auth_failures: Arc<AuthFailures>,
 }
 
 impl std::ops::Deref for AppState {
@@ -190,11 +196,26 @@ impl AppState {
                 pod: "local".to_owned(),
             }),
             health,
+            auth_failures: Arc::new(AuthFailures::default()),
         }));
+        state.flush_auth_failures_forever();
+        crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
         if let Some(events) = events {
             state.follow_changes(events);
         }
         Ok(state)
+    }
+
+    /// Writes the failed exchanges counted so far every couple of seconds.
+    fn flush_auth_failures_forever(&self) {
+        let (failures, store) = (self.auth_failures.clone(), self.store.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::audit::FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                failures.flush(&store).await;
+            }
+        });
     }
 
     /// Applies other nodes' writes, as the database announces them, to this node's caches.

@@ -3,10 +3,11 @@
 //! of each waiting out the bound, but one call a second still goes through to notice its return.
 
 use crate::{
-    DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError,
-    StoreEvent, StoredSigningKey,
+    AuditPage, DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store,
+    StoreError, StoreEvent, StoredSigningKey,
 };
 use async_trait::async_trait;
+use patd_core::audit::{AuditEvent, AuditQuery};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
@@ -15,6 +16,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 /// While the database is down, at most one call per this many milliseconds is let through as a
@@ -150,24 +152,27 @@ macro_rules! guarded {
 }
 
 guarded! {
-    insert_identity(identity: &Identity) -> ();
+    insert_identity(identity: &Identity, event: &AuditEvent) -> ();
     identity(id: &IdentityId) -> Option<Identity>;
     identity_by_name(name: &str) -> Option<Identity>;
     has_no_identities() -> bool;
-    insert_pat(pat: &NewPat, limit: Option<u32>) -> ();
+    insert_pat(pat: &NewPat, limit: Option<u32>, event: &AuditEvent) -> ();
     insert_pats(pats: &[NewPat]) -> ();
     pat(id: &PatId) -> Option<OwnedPat>;
     list_pats(query: &PatQuery) -> PatPage;
     pats_by_ids(ids: &[PatId]) -> Vec<OwnedPat>;
-    update_pats(pats: &[PatRecord]) -> ();
-    update_pat(pat: &PatRecord) -> ();
-    delete_pat(id: &PatId) -> bool;
+    update_pats(pats: &[PatRecord], events: &[AuditEvent]) -> ();
+    update_pat(pat: &PatRecord, event: &AuditEvent) -> ();
+    delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
     record_last_used(uses: &[LastUse]) -> u64;
+    record_auth_failures(aggregates: &[(AuditEvent, i64, String)]) -> ();
+    audit_events(query: &AuditQuery) -> AuditPage;
+    prune_audit_events(before: OffsetDateTime) -> u64;
     signing_keys() -> Vec<StoredSigningKey>;
-    insert_signing_key(key: &StoredSigningKey) -> ();
+    insert_signing_key(key: &StoredSigningKey, event: &AuditEvent) -> ();
     replace_signing_keys(replacements: &[SigningKeyReplacement]) -> bool;
-    insert_first_signing_key(key: &StoredSigningKey) -> bool;
+    insert_first_signing_key(key: &StoredSigningKey, event: &AuditEvent) -> bool;
     register_issuer(url: &str) -> ();
     issuers() -> Vec<String>;
     setting_or_insert(key: &str, value: &str) -> String;

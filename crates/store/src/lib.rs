@@ -13,6 +13,7 @@ mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use patd_core::audit::{AuditEvent, AuditQuery};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::filter::TimeOp;
 use patd_core::identity::Identity;
@@ -123,13 +124,24 @@ pub struct PatPage {
     pub total: Option<u64>,
 }
 
-/// One use of a PAT to record: `lastUsed` becomes `at` unless it is already later than
-/// `not_after`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One use of a PAT to record: with `daily`, `lastUsed` becomes `at` unless it is already later
+/// than `not_after`; with `recent_ips`, the PAT's last addresses become those; `events` are its
+/// `pat.used` events.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LastUse {
     pub id: PatId,
     pub at: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    pub daily: bool,
+    pub recent_ips: Option<Vec<String>>,
+    pub events: Vec<AuditEvent>,
+}
+
+/// One page of audit events, and the total matching when it was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    pub total: Option<u64>,
 }
 
 /// A signing key as kept in the database: its id and its private key, a PKCS#8 PEM or that PEM
@@ -170,17 +182,28 @@ impl std::fmt::Debug for StoredSigningKey {
 /// Everything the server needs from a database. Backends implement it in full.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError>;
+    /// Stores a new identity with its `identity.created` event, in one transaction.
+    async fn insert_identity(
+        &self,
+        identity: &Identity,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError>;
     /// Whether no identity exists yet (the database is new).
     async fn has_no_identities(&self) -> Result<bool, StoreError>;
 
     /// Stores a new PAT. With `limit`, refuses with `LimitReached` when the owner already has
-    /// that many non-managed PATs; the check and the insert are one atomic step.
-    async fn insert_pat(&self, pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError>;
-    /// Stores many PATs in one transaction, all or none, with no per-owner limit: for imports
-    /// and for seeding benchmarks.
+    /// that many non-managed PATs; the check and the insert are one atomic step. `event` is
+    /// stored with the PAT, or not at all.
+    async fn insert_pat(
+        &self,
+        pat: &NewPat,
+        limit: Option<u32>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Stores many PATs in one transaction, all or none, with no per-owner limit and no audit
+    /// events: for seeding benchmarks and tests only.
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError>;
     async fn pat(&self, id: &PatId) -> Result<Option<OwnedPat>, StoreError>;
     /// A page of PATs in the requested order, `id` breaking ties, with the total if asked.
@@ -188,22 +211,40 @@ pub trait Store: Send + Sync + 'static {
     /// The PATs with these ids that exist, in no particular order.
     async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError>;
     /// Writes the patchable fields of every PAT in one transaction: all or none. `NotFound` if
-    /// any is missing.
-    async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError>;
-    /// Writes the patchable fields (name, scope, expiry, acknowledgement) of `pat`.
-    async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError>;
-    /// Returns whether a PAT was deleted.
-    async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError>;
+    /// any is missing. The events are stored in the same transaction.
+    async fn update_pats(
+        &self,
+        pats: &[PatRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    /// Writes the patchable fields (name, scope, expiry, acknowledgement) of `pat`, and `event`.
+    async fn update_pat(&self, pat: &PatRecord, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Returns whether a PAT was deleted; `event` is stored if it was.
+    async fn delete_pat(&self, id: &PatId, event: &AuditEvent) -> Result<bool, StoreError>;
 
     /// The PAT, its digest and its owner, for a token exchange.
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;
-    /// Records many uses in one statement, and announces them to other nodes; returns how many
-    /// PATs changed. Each PAT appears at most once.
+    /// Records many uses in one transaction (`lastUsed` in one statement, the new address lists,
+    /// the `pat.used` events), and announces them to other nodes; returns how many PATs' `lastUsed`
+    /// changed. Each PAT appears at most once.
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError>;
+    /// Adds failed exchanges to their per-minute rows: `(event, count, aggregate key)`.
+    async fn record_auth_failures(
+        &self,
+        aggregates: &[(AuditEvent, i64, String)],
+    ) -> Result<(), StoreError>;
+    /// A page of audit events, with the total if asked.
+    async fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
+    /// Deletes the events older than `before`; returns how many.
+    async fn prune_audit_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
-    /// Adds a key (rotation) and announces it.
-    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    /// Adds a key (rotation) with its `key.created` event, and announces it.
+    async fn insert_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     /// Replaces the stored text of the given keys in one transaction, and announces it. Writes
     /// nothing and returns `false` if any key's text is no longer the `old` one (another process
     /// changed it meanwhile). On SQLite the replaced texts are also wiped from the file and its
@@ -214,7 +255,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Stores `key` only if no first key was ever stored: of nodes starting together on a new
     /// database exactly one wins. Returns whether this one did.
-    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
     /// Records that a node issues tokens under `url` (its JWT `iss`), and announces it.
     async fn register_issuer(&self, url: &str) -> Result<(), StoreError>;
     /// Every issuer a node of this database has registered.

@@ -1,12 +1,13 @@
 //! The PostgreSQL backend: a pool shared by many patd nodes, its own migrations, and
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
-use crate::queries::{notify, store_by_queries, Queries};
+use crate::queries::{notify, store_by_queries, write_events, Queries};
 use crate::sql::{
     insert_limited, is_unique_violation, row_access, rows_affected, Dialect, KEYS_CHANNEL,
     LISTS_CHANNEL, PATS_CHANNEL,
 };
 use crate::{StoreError, StoreEvent};
+use patd_core::audit::AuditEvent;
 use patd_core::ids::PatId;
 use patd_core::pat::NewPat;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
@@ -77,6 +78,7 @@ impl PostgresStore {
         &self,
         new_pat: &NewPat,
         limit: Option<u32>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let pat = &new_pat.record;
         let mut transaction = self.pool.begin().await?;
@@ -96,6 +98,7 @@ impl PostgresStore {
             Ok(_) => {}
         }
         notify::<Postgres>(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?;
+        write_events::<Postgres>(&mut transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -3,14 +3,19 @@
 //! out of them. A new table's queries go here.
 
 use crate::sql::{
+    event_from_row, insert_events, push_audit_where, upsert_aggregates, EVENT_CHUNK, EVENT_COLUMNS,
+};
+use crate::sql::{
     exchange_record, identity_from_row, insert_values, is_unique_violation, millis,
     owned_pat_from_row, push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess,
     Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL,
     PAT_COLUMNS,
 };
 use crate::{
-    LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, StoreError, StoredSigningKey,
+    AuditPage, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, StoreError,
+    StoredSigningKey,
 };
+use patd_core::audit::{AuditEvent, AuditQuery};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::PatId;
@@ -42,6 +47,7 @@ where
     for<'a> String: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Type<DB>,
     for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
     for<'a> bool: Encode<'a, DB> + Type<DB>,
 {
     pub(crate) async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
@@ -124,8 +130,13 @@ where
             .collect()
     }
 
-    /// Writes the patchable fields of every PAT in one transaction, announcing each.
-    pub(crate) async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
+    /// Writes the patchable fields of every PAT and their events in one transaction, announcing
+    /// each.
+    pub(crate) async fn update_pats(
+        &self,
+        pats: &[PatRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let [name, scope, expiry, acknowledged, id] = params::<DB, 5>();
         let sql = format!(
             "UPDATE pats SET name = {name}, scope = {scope}, expiration_date = {expiry}, \
@@ -148,11 +159,16 @@ where
                 Ok(_) => notify::<DB>(&mut *transaction, PATS_CHANNEL, pat.id.as_str()).await?,
             }
         }
+        write_events::<DB>(&mut *transaction, events).await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    pub(crate) async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_pat(
+        &self,
+        id: &PatId,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         let sql = format!("DELETE FROM pats WHERE id = {}", DB::param(1));
         let mut transaction = self.writer.begin().await?;
         let done = sqlx::query::<DB>(&sql)
@@ -162,6 +178,7 @@ where
         let deleted = DB::rows_affected(&done) > 0;
         if deleted {
             notify::<DB>(&mut *transaction, PATS_CHANNEL, id.as_str()).await?;
+            write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
         }
         transaction.commit().await?;
         Ok(deleted)
@@ -172,7 +189,7 @@ where
         id: &PatId,
     ) -> Result<Option<ExchangeRecord>, StoreError> {
         let sql = format!(
-            "SELECT {PAT_COLUMNS}, p.secret_digest, i.name AS owner_name, \
+            "SELECT {PAT_COLUMNS}, p.secret_digest, p.last_used_ips, i.name AS owner_name, \
                  i.levels AS owner_levels, i.extra_rights AS owner_extra_rights \
              FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
             DB::param(1)
@@ -185,24 +202,32 @@ where
             .transpose()
     }
 
-    pub(crate) async fn insert(&self, identity: &Identity) -> Result<(), StoreError> {
+    pub(crate) async fn insert(
+        &self,
+        identity: &Identity,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let [id, name, levels, rights, created] = params::<DB, 5>();
         let sql = format!(
             "INSERT INTO identities (id, name, levels, extra_rights, created) \
              VALUES ({id}, {name}, {levels}, {rights}, {created})"
         );
+        let mut transaction = self.writer.begin().await?;
         let result = sqlx::query::<DB>(&sql)
             .bind(identity.id.as_str())
             .bind(identity.name.as_str())
             .bind(to_json(&identity.level_names()))
             .bind(to_json(&identity.extra_rights.idn_names()))
             .bind(millis(OffsetDateTime::now_utc()))
-            .execute(self.writer)
+            .execute(&mut *transaction)
             .await;
         match result {
-            Err(err) if is_unique_violation(&err) => Err(StoreError::IdentityNameTaken),
-            other => other.map(drop).map_err(StoreError::from),
+            Err(err) if is_unique_violation(&err) => return Err(StoreError::IdentityNameTaken),
+            other => other.map(drop)?,
         }
+        write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// The identity whose id, or whose name, is `value`.
@@ -248,10 +273,12 @@ where
     pub(crate) async fn insert_signing_key(
         &self,
         key: &StoredSigningKey,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut transaction = self.writer.begin().await?;
         insert_key::<DB>(&mut *transaction, key).await?;
         notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+        write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -289,6 +316,7 @@ where
     pub(crate) async fn insert_first_signing_key(
         &self,
         key: &StoredSigningKey,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut transaction = self.writer.begin().await?;
         let [setting, value] = params::<DB, 2>();
@@ -305,6 +333,7 @@ where
         if won {
             insert_key::<DB>(&mut *transaction, key).await?;
             notify::<DB>(&mut *transaction, KEYS_CHANNEL, &key.kid).await?;
+            write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
         }
         transaction.commit().await?;
         Ok(won)
@@ -359,8 +388,6 @@ where
             .collect()
     }
 
-    /// One statement for the whole batch: the values travel as a table that the `UPDATE` joins,
-    /// and the write stays conditional per PAT so that concurrent nodes write once.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.reader).await?;
         Ok(())
@@ -380,7 +407,38 @@ where
         })
     }
 
+    /// One statement for the batch's `lastUsed`: the values travel as a table that the `UPDATE`
+    /// joins, and the write stays conditional per PAT so that concurrent nodes write once. In the
+    /// same transaction: the uses' new address lists and their `pat.used` events.
     pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+        let daily: Vec<&LastUse> = uses.iter().filter(|last_use| last_use.daily).collect();
+        let mut transaction = self.writer.begin().await?;
+        let written = self.write_last_used(&mut transaction, &daily).await?;
+        let [ips, id] = params::<DB, 2>();
+        let sql = format!("UPDATE pats SET last_used_ips = {ips} WHERE id = {id}");
+        for last_use in uses {
+            if let Some(recent_ips) = &last_use.recent_ips {
+                sqlx::query::<DB>(&sql)
+                    .bind(to_json(recent_ips))
+                    .bind(last_use.id.as_str())
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+        }
+        let events: Vec<AuditEvent> = uses
+            .iter()
+            .flat_map(|last_use| last_use.events.iter().cloned())
+            .collect();
+        write_events::<DB>(&mut *transaction, &events).await?;
+        transaction.commit().await?;
+        Ok(written)
+    }
+
+    async fn write_last_used(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, DB>,
+        uses: &[&LastUse],
+    ) -> Result<u64, StoreError> {
         if uses.is_empty() {
             return Ok(0);
         }
@@ -409,15 +467,114 @@ where
                 .bind(millis(last_use.at))
                 .bind(millis(last_use.not_after));
         }
-        let mut transaction = self.writer.begin().await?;
-        let done = statement.execute(&mut *transaction).await?;
+        let done = statement.execute(&mut **transaction).await?;
         let written = DB::rows_affected(&done);
         if written > 0 {
-            notify::<DB>(&mut *transaction, LISTS_CHANNEL, &written.to_string()).await?;
+            notify::<DB>(&mut **transaction, LISTS_CHANNEL, &written.to_string()).await?;
         }
-        transaction.commit().await?;
         Ok(written)
     }
+
+    /// Adds each aggregate's count to its row (one per client, address and minute), creating
+    /// the row the first time.
+    pub(crate) async fn record_auth_failures(
+        &self,
+        aggregates: &[(AuditEvent, i64, String)],
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.writer.begin().await?;
+        for chunk in aggregates.chunks(EVENT_CHUNK) {
+            upsert_aggregates::<DB>(chunk)
+                .query()
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let mut select =
+            Statement::<DB>::new(format!("SELECT {EVENT_COLUMNS} FROM audit_events e"));
+        push_audit_where(&mut select, query);
+        select
+            .push(&format!(
+                " ORDER BY e.time {direction}, e.id {direction} LIMIT "
+            ))
+            .bind(Value::Int(i64::from(query.limit)))
+            .push(" OFFSET ")
+            .bind(Value::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+        let items = select
+            .query()
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = if query.count {
+            let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM audit_events e");
+            push_audit_where(&mut count, query);
+            let row = count.query().fetch_one(self.reader).await?;
+            Some(u64::try_from(row.int("total")?).unwrap_or_default())
+        } else {
+            None
+        };
+        Ok(AuditPage { items, total })
+    }
+
+    /// Deletes the events older than `before`, a bounded number per transaction so that the
+    /// writer is never held for long.
+    pub(crate) async fn prune_audit_events(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let [cutoff, limit] = params::<DB, 2>();
+        let sql = format!(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE time < {cutoff} LIMIT {limit})"
+        );
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query::<DB>(&sql)
+                .bind(millis(before))
+                .bind(PRUNE_CHUNK)
+                .execute(self.writer)
+                .await?;
+            let deleted = DB::rows_affected(&done);
+            pruned += deleted;
+            if deleted < PRUNE_CHUNK as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+}
+
+/// Events deleted per transaction when pruning.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// Stores `events` in the transaction of the change they record.
+pub(crate) async fn write_events<DB>(
+    connection: &mut DB::Connection,
+    events: &[AuditEvent],
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+{
+    for chunk in events.chunks(EVENT_CHUNK) {
+        insert_events::<DB>(chunk)
+            .query()
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_key<DB>(
@@ -484,8 +641,9 @@ macro_rules! store_by_queries {
             async fn insert_identity(
                 &self,
                 identity: &patd_core::identity::Identity,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
-                self.queries().insert(identity).await
+                self.queries().insert(identity, event).await
             }
 
             async fn identity(
@@ -514,8 +672,9 @@ macro_rules! store_by_queries {
                 &self,
                 new_pat: &patd_core::pat::NewPat,
                 limit: Option<u32>,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
-                self.insert_pat_here(new_pat, limit).await
+                self.insert_pat_here(new_pat, limit, event).await
             }
 
             async fn insert_pats(
@@ -549,22 +708,27 @@ macro_rules! store_by_queries {
             async fn update_pats(
                 &self,
                 pats: &[patd_core::pat::PatRecord],
+                events: &[patd_core::audit::AuditEvent],
             ) -> Result<(), $crate::StoreError> {
-                self.queries().update_pats(pats).await
+                self.queries().update_pats(pats, events).await
             }
 
             async fn update_pat(
                 &self,
                 pat: &patd_core::pat::PatRecord,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
-                self.queries().update_pats(std::slice::from_ref(pat)).await
+                self.queries()
+                    .update_pats(std::slice::from_ref(pat), std::slice::from_ref(event))
+                    .await
             }
 
             async fn delete_pat(
                 &self,
                 id: &patd_core::ids::PatId,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<bool, $crate::StoreError> {
-                self.queries().delete_pat(id).await
+                self.queries().delete_pat(id, event).await
             }
 
             async fn pat_for_exchange(
@@ -590,8 +754,9 @@ macro_rules! store_by_queries {
             async fn insert_signing_key(
                 &self,
                 key: &$crate::StoredSigningKey,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
-                self.queries().insert_signing_key(key).await
+                self.queries().insert_signing_key(key, event).await
             }
 
             async fn replace_signing_keys(
@@ -608,8 +773,9 @@ macro_rules! store_by_queries {
             async fn insert_first_signing_key(
                 &self,
                 key: &$crate::StoredSigningKey,
+                event: &patd_core::audit::AuditEvent,
             ) -> Result<bool, $crate::StoreError> {
-                self.queries().insert_first_signing_key(key).await
+                self.queries().insert_first_signing_key(key, event).await
             }
 
             async fn register_issuer(&self, url: &str) -> Result<(), $crate::StoreError> {
@@ -626,6 +792,27 @@ macro_rules! store_by_queries {
                 value: &str,
             ) -> Result<String, $crate::StoreError> {
                 self.queries().setting_or_insert(key, value).await
+            }
+
+            async fn record_auth_failures(
+                &self,
+                aggregates: &[(patd_core::audit::AuditEvent, i64, String)],
+            ) -> Result<(), $crate::StoreError> {
+                self.queries().record_auth_failures(aggregates).await
+            }
+
+            async fn audit_events(
+                &self,
+                query: &patd_core::audit::AuditQuery,
+            ) -> Result<$crate::AuditPage, $crate::StoreError> {
+                self.queries().audit_events(query).await
+            }
+
+            async fn prune_audit_events(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.queries().prune_audit_events(before).await
             }
 
             async fn ping(&self) -> Result<(), $crate::StoreError> {

@@ -5,6 +5,9 @@
 //! [`RowAccess`].
 
 use crate::{millis_comparison, OwnedPat, PatQuery, StoreError, StoredSigningKey};
+use patd_core::audit::{
+    Actor, ActorType, AuditComparison, AuditEvent, AuditQuery, EventType, Outcome, Target,
+};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::expiry::Expiry;
 use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
@@ -59,6 +62,7 @@ pub(crate) enum Value {
     Text(String),
     Int(i64),
     OptInt(Option<i64>),
+    OptText(Option<String>),
     Bool(bool),
     Bytes(Vec<u8>),
 }
@@ -116,6 +120,7 @@ where
     for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Type<DB>,
     for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
     for<'a> bool: Encode<'a, DB> + Type<DB>,
 {
     /// The query, ready to run, borrowing the text and the values.
@@ -126,6 +131,7 @@ where
                 Value::Text(text) => query.bind(text.as_str()),
                 Value::Int(number) => query.bind(*number),
                 Value::OptInt(number) => query.bind(*number),
+                Value::OptText(text) => query.bind(text.as_deref()),
                 Value::Bool(flag) => query.bind(*flag),
                 Value::Bytes(bytes) => query.bind(bytes.as_slice()),
             };
@@ -255,6 +261,7 @@ fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
 /// Typed column reads, implemented by each backend's row type.
 pub(crate) trait RowAccess {
     fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn boolean(&self, column: &str) -> Result<bool, StoreError>;
@@ -266,6 +273,9 @@ macro_rules! row_access {
     ($row:ty) => {
         impl $crate::sql::RowAccess for $row {
             fn text(&self, column: &str) -> Result<String, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn int(&self, column: &str) -> Result<i64, $crate::StoreError> {
@@ -444,7 +454,13 @@ pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, St
     let digest = SecretDigest::from_bytes(&row.bytes("secret_digest")?)
         .ok_or_else(|| corrupt("secret_digest", "not 32 bytes"))?;
     let owner = identity_from_row(row, "owner_")?;
-    Ok(ExchangeRecord { pat, digest, owner })
+    let recent_ips = from_json(&row.text("last_used_ips")?, "last_used_ips")?;
+    Ok(ExchangeRecord {
+        pat,
+        digest,
+        owner,
+        recent_ips,
+    })
 }
 
 pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigningKey, StoreError> {
@@ -452,5 +468,179 @@ pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigning
         kid: row.text("kid")?,
         private_key: row.text("private_pem")?,
         created: from_millis(row.int("created")?, "created")?,
+    })
+}
+
+/// The columns of `audit_events`, in the order of [`event_values`].
+pub(crate) const EVENT_COLUMNS: &str = "id, time, type, actor_type, actor_id, actor_name, \
+     target_type, target_id, target_name, target_owner_id, source_ip, user_agent, tracking_id, \
+     outcome, details, count, aggregate_key";
+
+/// Events in one multi-row `INSERT`: seventeen parameters a row stay under both backends' limits.
+pub(crate) const EVENT_CHUNK: usize = 500;
+
+/// The values of `EVENT_COLUMNS` for one event, counted `count` times under `aggregate_key`.
+fn event_values(event: &AuditEvent, count: i64, aggregate_key: Option<String>) -> [Value; 17] {
+    let target = event.target.as_ref();
+    [
+        Value::Text(event.id.clone()),
+        Value::Int(millis(event.time)),
+        Value::Text(event.kind.as_str().to_owned()),
+        Value::Text(event.actor.kind.as_str().to_owned()),
+        Value::OptText(event.actor.id.clone()),
+        Value::OptText(event.actor.name.clone()),
+        Value::OptText(target.map(|target| target.kind.to_owned())),
+        Value::OptText(target.map(|target| target.id.clone())),
+        Value::OptText(target.and_then(|target| target.name.clone())),
+        Value::OptText(target.and_then(|target| target.owner_id.clone())),
+        Value::OptText(event.source_ip.clone()),
+        Value::OptText(event.user_agent.clone()),
+        Value::OptText(event.tracking_id.clone()),
+        Value::Text(event.outcome.as_str().to_owned()),
+        Value::Text(serde_json::Value::Object(event.details.clone()).to_string()),
+        Value::Int(count),
+        Value::OptText(aggregate_key),
+    ]
+}
+
+/// The insert of `events` (at most `EVENT_CHUNK`).
+pub(crate) fn insert_events<DB: Dialect>(events: &[AuditEvent]) -> Statement<DB> {
+    let mut statement = Statement::new(format!(
+        "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES "
+    ));
+    for (index, event) in events.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.bind_tuple(event_values(event, 1, None));
+    }
+    statement
+}
+
+/// The insert of aggregated events, each adding its count to the row of its key if there is one.
+pub(crate) fn upsert_aggregates<DB: Dialect>(
+    aggregates: &[(AuditEvent, i64, String)],
+) -> Statement<DB> {
+    let mut statement = Statement::new(format!(
+        "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES "
+    ));
+    for (index, (event, count, key)) in aggregates.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.bind_tuple(event_values(event, *count, Some(key.clone())));
+    }
+    statement.push(
+        " ON CONFLICT (aggregate_key) DO UPDATE SET count = audit_events.count + excluded.count",
+    );
+    statement
+}
+
+/// The `WHERE` clause of an audit query: visibility, then the client's filter.
+pub(crate) fn push_audit_where<DB: Dialect>(statement: &mut Statement<DB>, query: &AuditQuery) {
+    statement.push(" WHERE 1 = 1");
+    if let Some(caller) = &query.visible_to {
+        statement
+            .push(" AND (e.actor_id = ")
+            .bind_text(caller.as_str())
+            .push(" OR e.target_owner_id = ")
+            .bind_text(caller.as_str())
+            .push(")");
+    }
+    if let Some(filter) = &query.filter {
+        statement.push(" AND ");
+        push_audit_filter(statement, filter);
+    }
+}
+
+fn push_audit_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter<AuditComparison>) {
+    match filter {
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            let joiner = if matches!(filter, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            statement.push("(");
+            push_audit_filter(statement, left);
+            statement.push(joiner);
+            push_audit_filter(statement, right);
+            statement.push(")");
+        }
+        Filter::Not(inner) => {
+            statement.push("NOT (");
+            push_audit_filter(statement, inner);
+            statement.push(")");
+        }
+        Filter::Compare(AuditComparison::Type(kinds)) => {
+            statement.push("e.type IN ");
+            statement.bind_tuple(
+                kinds
+                    .iter()
+                    .map(|kind| Value::Text(kind.as_str().to_owned())),
+            );
+        }
+        Filter::Compare(AuditComparison::ActorId(id)) => {
+            statement.push("e.actor_id = ").bind_text(id);
+        }
+        Filter::Compare(AuditComparison::TargetId(id)) => {
+            statement.push("e.target_id = ").bind_text(id);
+        }
+        Filter::Compare(AuditComparison::TargetOwnerId(id)) => {
+            statement.push("e.target_owner_id = ").bind_text(id);
+        }
+        Filter::Compare(AuditComparison::Outcome(outcome)) => {
+            statement.push("e.outcome = ").bind_text(outcome.as_str());
+        }
+        Filter::Compare(AuditComparison::Time { op, value }) => {
+            let (sql, bound) = millis_comparison(*op, *value);
+            statement
+                .push(&format!("e.time {sql} "))
+                .bind(Value::Int(bound));
+        }
+    }
+}
+
+/// An event as stored. An aggregated event shows its count in `details.count`.
+pub(crate) fn event_from_row(row: &impl RowAccess) -> Result<AuditEvent, StoreError> {
+    let kind_text = row.text("type")?;
+    let kind = EventType::parse(&kind_text).ok_or_else(|| corrupt("type", kind_text))?;
+    let actor_text = row.text("actor_type")?;
+    let actor_kind =
+        ActorType::parse(&actor_text).ok_or_else(|| corrupt("actor_type", actor_text))?;
+    let outcome_text = row.text("outcome")?;
+    let outcome = Outcome::parse(&outcome_text).ok_or_else(|| corrupt("outcome", outcome_text))?;
+    let mut details = match serde_json::from_str(&row.text("details")?) {
+        Ok(serde_json::Value::Object(details)) => details,
+        Ok(_) => return Err(corrupt("details", "not an object")),
+        Err(err) => return Err(corrupt("details", err)),
+    };
+    if row.opt_text("aggregate_key")?.is_some() {
+        details.insert("count".to_owned(), row.int("count")?.into());
+    }
+    let target = match (row.opt_text("target_type")?, row.opt_text("target_id")?) {
+        (Some(kind), Some(id)) => Some(Target {
+            kind: Target::kind_named(&kind),
+            id,
+            name: row.opt_text("target_name")?,
+            owner_id: row.opt_text("target_owner_id")?,
+        }),
+        _ => None,
+    };
+    Ok(AuditEvent {
+        id: row.text("id")?,
+        time: from_millis(row.int("time")?, "time")?,
+        kind,
+        actor: Actor {
+            kind: actor_kind,
+            id: row.opt_text("actor_id")?,
+            name: row.opt_text("actor_name")?,
+        },
+        target,
+        source_ip: row.opt_text("source_ip")?,
+        user_agent: row.opt_text("user_agent")?,
+        tracking_id: row.opt_text("tracking_id")?,
+        outcome,
+        details,
     })
 }

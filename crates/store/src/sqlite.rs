@@ -4,6 +4,7 @@ use crate::queries::{store_by_queries, Queries};
 use crate::sql::{row_access, rows_affected, Dialect};
 use crate::{StoreError, StoreEvent};
 use creates::Creates;
+use patd_core::audit::AuditEvent;
 use patd_core::pat::NewPat;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -87,8 +88,9 @@ impl SqliteStore {
         &self,
         new_pat: &NewPat,
         limit: Option<u32>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.creates.insert(new_pat, limit).await
+        self.creates.insert(new_pat, limit, event).await
     }
 
     /// `secure_delete` zeroed the old texts in the table's pages, but earlier copies of those

@@ -51,7 +51,7 @@ async fn check_token_response(response: reqwest::Response, app: &TestApp, pat_id
     assert_eq!(claims["identity_id"], app.bootstrap.owner.id.as_str());
     assert_eq!(claims["authorities"], json!(["ORG_ADMIN"]));
     assert_eq!(claims["scope"], json!(["sp:scopes:all"]));
-    assert_eq!(claims["rights"].as_array().unwrap().len(), 6);
+    assert_eq!(claims["rights"].as_array().unwrap().len(), 7);
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         43200
@@ -137,7 +137,10 @@ async fn every_bad_credential_gets_the_same_401() {
         &mut rand::rng(),
     )
     .unwrap();
-    app.store.insert_pat(&expired, None).await.unwrap();
+    app.store
+        .insert_pat(&expired, None, &test_event())
+        .await
+        .unwrap();
     // A deleted PAT.
     let deleted = app
         .create_ok(&app.admin_token, CLASSIC, json!({"name": "deleted"}))

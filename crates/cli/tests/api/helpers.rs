@@ -442,12 +442,18 @@ pub async fn seed_pat(
     };
     let owner = patd_core::ids::IdentityId::parse(owner_id).unwrap();
     let (new_pat, _) = plan_create(owner, input, created, &mut rand::rng()).unwrap();
-    store.insert_pat(&new_pat, None).await.unwrap();
+    store
+        .insert_pat(&new_pat, None, &test_event())
+        .await
+        .unwrap();
     if let Some(at) = last_used {
         let last_use = patd_store::LastUse {
             id: new_pat.record.id.clone(),
             at,
             not_after: at,
+            daily: true,
+            recent_ips: None,
+            events: Vec::new(),
         };
         store.record_last_used(&[last_use]).await.unwrap();
     }
@@ -458,4 +464,15 @@ pub async fn seed_pat(
 pub fn typo(secret: &str) -> String {
     let last = if secret.ends_with('x') { 'y' } else { 'x' };
     format!("{}{last}", &secret[..secret.len() - 1])
+}
+
+/// An audit event for writes a test makes on the store directly.
+pub fn test_event() -> patd_core::audit::AuditEvent {
+    patd_core::audit::AuditEvent::new(
+        patd_core::audit::EventType::PatCreated,
+        patd_core::audit::Actor::system("test"),
+        None,
+        time::OffsetDateTime::now_utc(),
+        &mut rand::rng(),
+    )
 }

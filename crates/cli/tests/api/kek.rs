@@ -194,11 +194,14 @@ async fn insert_plain_key(database: &str) -> String {
     let store = patd_store::connect(database).await.unwrap();
     let key = SigningKey::generate().unwrap();
     store
-        .insert_signing_key(&StoredSigningKey {
-            kid: key.kid().to_owned(),
-            private_key: key.to_pem(),
-            created: time::OffsetDateTime::now_utc(),
-        })
+        .insert_signing_key(
+            &StoredSigningKey {
+                kid: key.kid().to_owned(),
+                private_key: key.to_pem(),
+                created: time::OffsetDateTime::now_utc(),
+            },
+            &crate::helpers::test_event(),
+        )
         .await
         .unwrap();
     key.kid().to_owned()
@@ -526,11 +529,14 @@ async fn a_running_node_keeps_its_keys_when_a_reload_meets_a_key_it_cannot_open(
     let key = SigningKey::generate().unwrap();
     let store = patd_store::connect(&db).await.unwrap();
     store
-        .insert_signing_key(&StoredSigningKey {
-            kid: key.kid().to_owned(),
-            private_key: stranger_kek.seal(key.kid(), &key.to_pem()).unwrap(),
-            created: time::OffsetDateTime::now_utc(),
-        })
+        .insert_signing_key(
+            &StoredSigningKey {
+                kid: key.kid().to_owned(),
+                private_key: stranger_kek.seal(key.kid(), &key.to_pem()).unwrap(),
+                created: time::OffsetDateTime::now_utc(),
+            },
+            &crate::helpers::test_event(),
+        )
         .await
         .unwrap();
     // A token under that key's kid makes the node reload its keys.

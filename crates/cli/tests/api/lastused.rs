@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use async_trait::async_trait;
 use futures::future::join_all;
+use patd_core::audit::{AuditEvent, AuditQuery};
 use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
@@ -25,9 +26,13 @@ struct CountingStore {
 
 #[async_trait]
 impl Store for CountingStore {
-    async fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+    async fn insert_identity(
+        &self,
+        identity: &Identity,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert_identity(identity).await
+        self.inner.insert_identity(identity, event).await
     }
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError> {
         self.inner.identity(id).await
@@ -38,9 +43,14 @@ impl Store for CountingStore {
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
         self.inner.has_no_identities().await
     }
-    async fn insert_pat(&self, pat: &NewPat, limit: Option<u32>) -> Result<(), StoreError> {
+    async fn insert_pat(
+        &self,
+        pat: &NewPat,
+        limit: Option<u32>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert_pat(pat, limit).await
+        self.inner.insert_pat(pat, limit, event).await
     }
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -55,17 +65,21 @@ impl Store for CountingStore {
     async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError> {
         self.inner.pats_by_ids(ids).await
     }
-    async fn update_pats(&self, pats: &[PatRecord]) -> Result<(), StoreError> {
+    async fn update_pats(
+        &self,
+        pats: &[PatRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.update_pats(pats).await
+        self.inner.update_pats(pats, events).await
     }
-    async fn update_pat(&self, pat: &PatRecord) -> Result<(), StoreError> {
+    async fn update_pat(&self, pat: &PatRecord, event: &AuditEvent) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.update_pat(pat).await
+        self.inner.update_pat(pat, event).await
     }
-    async fn delete_pat(&self, id: &PatId) -> Result<bool, StoreError> {
+    async fn delete_pat(&self, id: &PatId, event: &AuditEvent) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pat(id).await
+        self.inner.delete_pat(id, event).await
     }
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError> {
         self.exchange_reads.fetch_add(1, Ordering::SeqCst);
@@ -79,9 +93,13 @@ impl Store for CountingStore {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         self.inner.signing_keys().await
     }
-    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+    async fn insert_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert_signing_key(key).await
+        self.inner.insert_signing_key(key, event).await
     }
     async fn replace_signing_keys(
         &self,
@@ -90,9 +108,13 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.replace_signing_keys(replacements).await
     }
-    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+    async fn insert_first_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.insert_first_signing_key(key).await
+        self.inner.insert_first_signing_key(key, event).await
     }
     async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -103,6 +125,18 @@ impl Store for CountingStore {
     }
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.inner.setting_or_insert(key, value).await
+    }
+    async fn record_auth_failures(
+        &self,
+        aggregates: &[(AuditEvent, i64, String)],
+    ) -> Result<(), StoreError> {
+        self.inner.record_auth_failures(aggregates).await
+    }
+    async fn audit_events(&self, query: &AuditQuery) -> Result<patd_store::AuditPage, StoreError> {
+        self.inner.audit_events(query).await
+    }
+    async fn prune_audit_events(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_audit_events(before).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

@@ -323,10 +323,10 @@ async fn json_logs_carry_the_request_fields_and_never_a_secret() {
     for event in ["pat.created", "pat.deleted"] {
         let line = lines
             .iter()
-            .find(|line| line["event"] == event)
+            .find(|line| line["event"] == event && line["target_id"] == created_id.as_str())
             .unwrap_or_else(|| panic!("no {event} line in {stderr}"));
         assert_eq!(line["level"], "INFO");
-        assert_eq!(line["target_id"], created_id.as_str());
+        assert_eq!(line["actor_type"], "IDENTITY");
         assert!(is_hex32(line["actor_id"].as_str().unwrap()), "{line}");
         assert_eq!(line["via_pat"], id.as_str());
     }

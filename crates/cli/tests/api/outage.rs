@@ -157,7 +157,10 @@ async fn cached_pats_keep_working_while_the_database_is_cut_and_all_recovers_aft
     // Meanwhile another node, which still reaches the database, deletes a PAT and adds a key.
     let other = patd_store::connect(&direct_url).await.unwrap();
     assert!(other
-        .delete_pat(&patd_core::ids::PatId::parse(&doomed).unwrap())
+        .delete_pat(
+            &patd_core::ids::PatId::parse(&doomed).unwrap(),
+            &test_event()
+        )
         .await
         .unwrap());
     let new_kid = patd_server::keys::rotate(other.as_ref(), None)

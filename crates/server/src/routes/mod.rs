@@ -3,6 +3,8 @@
 //! describes. Around the routes: the JSON 404 and the one middleware (tracking ids, the request
 //! timeout, contract-shaped refusals, the request log), with the body cap inside it.
 
+/// `GET /patd/v1/audit-events`.
+mod audit;
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
 mod oauth;
 /// Liveness, readiness and the metrics scrape.
@@ -44,7 +46,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 /// The routes, with `/metrics` among them unless it has a listener of its own.
 fn api_serving_metrics(metrics_here: bool) -> OpenApiRouter<AppState> {
     let api = pats::routes(OpenApiRouter::with_openapi(crate::openapi::base()));
-    let api = ops::routes(oauth::routes(api)).routes(routes!(openapi_document));
+    let api = ops::routes(audit::routes(oauth::routes(api))).routes(routes!(openapi_document));
     if metrics_here {
         ops::metrics_route(api)
     } else {

@@ -3,6 +3,7 @@
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
+use crate::lastused::Use;
 use crate::openapi::{Always, TooLarge, TooMany};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
@@ -14,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use patd_core::exchange::decide;
+use patd_core::audit::EventType;
+use patd_core::exchange::{decide, ExchangeRecord};
 use patd_core::ids::PatId;
 use patd_core::secret::Secret;
 use patd_proto::{OAuthErrorBody, OAuthInfo, TokenRequest, TokenResponse};
@@ -105,16 +107,13 @@ async fn exchange(
             Some(_) => FailedClient::Known(&pat_id),
             None => FailedClient::Unknown,
         };
+        state
+            .auth_failures
+            .record(record.as_deref().map(|record| (&pat_id, record)), peer);
         return Err(refusal(state, client, peer));
     };
     if let Some(record) = &record {
-        // Due at most once a day per PAT; written by a background task, never awaited here.
-        if state
-            .pats
-            .claim_last_used(&pat_id, record.pat.last_used, now)
-        {
-            state.last_used.record(pat_id, now);
-        }
+        note_use(state, &pat_id, record, peer, now);
     }
     let jti = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
@@ -144,6 +143,50 @@ async fn exchange(
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// Queues the rare writes a use causes: `lastUsed`, due at most once a day per PAT, and a source
+/// address not among the PAT's last five; each with its `pat.used` event. Written by a
+/// background task, never awaited here.
+fn note_use(
+    state: &AppState,
+    pat_id: &PatId,
+    record: &ExchangeRecord,
+    peer: Option<IpAddr>,
+    now: OffsetDateTime,
+) {
+    let daily = state
+        .pats
+        .claim_last_used(pat_id, record.pat.last_used, now);
+    let new_ip = peer.and_then(|ip| {
+        let text = ip.to_string();
+        (!record.recent_ips.contains(&text) && state.pats.claim_new_ip(pat_id, ip)).then_some(text)
+    });
+    if !daily && new_ip.is_none() {
+        return;
+    }
+    let reason = if new_ip.is_some() {
+        "newSourceIp"
+    } else {
+        "daily"
+    };
+    let mut event = crate::audit::event(
+        EventType::PatUsed,
+        crate::audit::identity_actor(&record.owner),
+        Some(crate::audit::pat_target(&record.pat)),
+    )
+    .detail("reason", reason);
+    event
+        .details
+        .insert("viaPat".to_owned(), pat_id.as_str().into());
+    state.last_used.record(Use {
+        id: pat_id.clone(),
+        at: now,
+        daily,
+        new_ip,
+        known_ips: record.recent_ips.clone(),
+        event,
+    });
 }
 
 /// The answer to a failed exchange: 401, or 429 once `client` has failed too often from `peer`

@@ -3,16 +3,17 @@
 
 use super::{under_prefix, PAT_PREFIXES};
 use crate::cache::{ListAnswer, ListKey};
-use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, PatchBody, PathId, QueryParams};
 use crate::openapi::{Always, Bearer, Missing, TooLarge, TooMany};
 use crate::service;
 use crate::state::AppState;
+use crate::{audit, convert};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use patd_core::audit::EventType;
 use patd_core::authz::OwnerParam;
 use patd_core::bulk;
 use patd_core::expiry::{ExpiryRequest, Family};
@@ -192,14 +193,42 @@ async fn create(
         input,
         limit,
         OffsetDateTime::now_utc(),
+        audit::identity_actor(&owner),
     )
     .await?;
     // A lookup of this id before it existed may have cached "no such PAT".
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
-    crate::audit::log_committed("pat.created", &caller.identity_id, &created.id);
     Ok(Json(created))
+}
+
+/// The caller as an audit event's actor.
+async fn acting(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+) -> Result<patd_core::audit::Actor, ApiError> {
+    let identity = state
+        .identities
+        .get(state.store.as_ref(), &caller.identity_id)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    Ok(audit::identity_actor(&identity))
+}
+
+/// The `pat.updated` event of a patch: the paths it touched, never their values.
+fn updated_event(
+    actor: patd_core::audit::Actor,
+    pat: &patd_core::pat::PatRecord,
+    operations: &serde_json::Value,
+) -> patd_core::audit::AuditEvent {
+    let paths: Vec<serde_json::Value> = operations
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|operation| operation.get("path").cloned())
+        .collect();
+    audit::event(EventType::PatUpdated, actor, Some(audit::pat_target(pat))).detail("paths", paths)
 }
 
 /// Finds a PAT the caller may change: 403 without any manage right, 404 if it cannot be seen.
@@ -240,7 +269,8 @@ async fn patch_pat(
 ) -> Result<Json<GetPersonalAccessTokenResponse>, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
-    let result = state.store.update_pat(&updated).await;
+    let event = updated_event(acting(&state, &caller).await?, &updated, &operations);
+    let result = state.store.update_pat(&updated, &event).await;
     state.pats.invalidate(&updated.id).await;
     match result {
         Err(StoreError::NameTaken) => {
@@ -248,7 +278,7 @@ async fn patch_pat(
         }
         other => other?,
     }
-    crate::audit::log_committed("pat.updated", &caller.identity_id, updated.id.as_str());
+    audit::committed(&event);
     let owned = OwnedPat {
         pat: updated,
         owner_name: owned.owner_name,
@@ -271,11 +301,16 @@ async fn delete_pat(
     PathId(raw_id): PathId,
 ) -> Result<StatusCode, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
-    let deleted = state.store.delete_pat(&owned.pat.id).await;
+    let event = audit::event(
+        EventType::PatDeleted,
+        acting(&state, &caller).await?,
+        Some(audit::pat_target(&owned.pat)),
+    );
+    let deleted = state.store.delete_pat(&owned.pat.id, &event).await;
     // Every token minted from it fails from now on.
     state.pats.invalidate(&owned.pat.id).await;
     if deleted? {
-        crate::audit::log_committed("pat.deleted", &caller.identity_id, owned.pat.id.as_str());
+        audit::committed(&event);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -339,14 +374,17 @@ async fn bulk_update(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let records: Vec<_> = updated.iter().map(|owned| owned.pat.clone()).collect();
-    let result = state.store.update_pats(&records).await;
+    let actor = acting(&state, &caller).await?;
+    let events: Vec<_> = records
+        .iter()
+        .map(|pat| updated_event(actor.clone(), pat, &operations))
+        .collect();
+    let result = state.store.update_pats(&records, &events).await;
     for record in &records {
         state.pats.invalidate(&record.id).await;
     }
     result?;
-    for record in &records {
-        crate::audit::log_committed("pat.updated", &caller.identity_id, record.id.as_str());
-    }
+    events.iter().for_each(audit::committed);
     Ok(Json(
         updated
             .iter()

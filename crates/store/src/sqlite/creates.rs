@@ -2,8 +2,10 @@
 //! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) and a fixed
 //! number of round trips to its connection for many PATs, not a few for each.
 
+use crate::queries::write_events;
 use crate::sql::{insert_limited, insert_values, is_unique_violation};
 use crate::StoreError;
+use patd_core::audit::AuditEvent;
 use patd_core::pat::NewPat;
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{QueryBuilder, Row};
@@ -18,6 +20,7 @@ const MAX_BATCH: usize = 128;
 struct Job {
     new_pat: NewPat,
     limit: Option<u32>,
+    event: AuditEvent,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -40,11 +43,13 @@ impl Creates {
         &self,
         new_pat: &NewPat,
         limit: Option<u32>,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             new_pat: new_pat.clone(),
             limit,
+            event: event.clone(),
             reply,
         };
         // Both fail only when the task has stopped, which happens only as the runtime ends.
@@ -75,18 +80,29 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
             }
         }
         for job in batch.drain(..) {
-            let statement = insert_limited::<Sqlite>(&job.new_pat, job.limit);
-            let result = match statement.query().execute(&writer).await {
-                Err(err) if is_unique_violation(&err) => Err(StoreError::NameTaken),
-                Err(err) => Err(err.into()),
-                Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached {
-                    max: job.limit.unwrap_or_default(),
-                }),
-                Ok(_) => Ok(()),
-            };
+            let result = alone(&writer, &job).await;
             let _ = job.reply.send(result);
         }
     }
+}
+
+/// One create in its own transaction, with its event.
+async fn alone(writer: &SqlitePool, job: &Job) -> Result<(), StoreError> {
+    let mut transaction = writer.begin().await?;
+    let statement = insert_limited::<Sqlite>(&job.new_pat, job.limit);
+    match statement.query().execute(&mut *transaction).await {
+        Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+        Err(err) => return Err(err.into()),
+        Ok(done) if done.rows_affected() == 0 => {
+            return Err(StoreError::LimitReached {
+                max: job.limit.unwrap_or_default(),
+            })
+        }
+        Ok(_) => {}
+    }
+    write_events::<Sqlite>(&mut transaction, std::slice::from_ref(&job.event)).await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Decides every create of `batch` from the owners' counts and taken names, read under the write
@@ -146,6 +162,17 @@ async fn in_one_transaction(
             return Err(sqlx::Error::Protocol(
                 "a grouped insert stored an unexpected number of rows".to_owned(),
             ));
+        }
+        let events: Vec<AuditEvent> = batch
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(job, _)| job.event.clone())
+            .collect();
+        if let Err(err) = write_events::<Sqlite>(&mut transaction, &events).await {
+            return Err(sqlx::Error::Protocol(format!(
+                "storing the creates' events: {err}"
+            )));
         }
     }
     transaction.commit().await?;
