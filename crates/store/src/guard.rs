@@ -3,8 +3,8 @@
 //! of each waiting out the bound, but one call a second still goes through to notice its return.
 
 use crate::{
-    DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError,
-    StoreEvent, StoredSigningKey,
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement, Store,
+    StoreError, StoreEvent, StoredSigningKey,
 };
 use async_trait::async_trait;
 use patd_core::exchange::ExchangeRecord;
@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 /// While the database is down, at most one call per this many milliseconds is let through as a
@@ -150,6 +151,7 @@ guarded! {
     insert_identity(identity: &Identity) -> ();
     identity(id: &IdentityId) -> Option<Identity>;
     identity_by_name(name: &str) -> Option<Identity>;
+    identities() -> Vec<Identity>;
     has_no_identities() -> bool;
     insert_pat(pat: &NewPat, limit: Option<u32>) -> ();
     insert_pats(pats: &[NewPat]) -> ();
@@ -165,6 +167,7 @@ guarded! {
     insert_signing_key(key: &StoredSigningKey) -> ();
     replace_signing_keys(replacements: &[SigningKeyReplacement]) -> bool;
     insert_first_signing_key(key: &StoredSigningKey) -> bool;
+    retire_signing_key(kid: &str, at: OffsetDateTime) -> Retirement;
     register_issuer(url: &str) -> ();
     issuers() -> Vec<String>;
     setting_or_insert(key: &str, value: &str) -> String;
