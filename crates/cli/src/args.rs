@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use patd_core::expiry::AdminExpiry;
 use patd_server::admin::TokenOptions;
 use patd_server::kek::KeyEncryptionKey;
+use patd_server::proxies::TrustedProxies;
 use patd_server::ratelimit::Limit;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,12 +60,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DatabaseArg {
     /// The database: `sqlite://PATH` (the file is created if missing) or
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (shared by every node; `postgresql://`
-    /// too). Migrations are applied when it is opened.
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (shared by every node; `postgresql://`
+    /// too). Migrations are applied when it is opened. Its value is never shown in help or errors
+    /// with the password.
     #[arg(
         long = "database",
         env = "PATD_DATABASE_URL",
-        default_value = "sqlite://patd.db"
+        default_value = "sqlite://patd.db",
+        hide_env_values = true
     )]
     pub database: String,
 }
@@ -84,7 +87,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = Limit::parse)]
     pub rate_limit: Limit,
     /// Keep the per-client rate limit in this Redis, shared by every node (e.g. redis://127.0.0.1:6379).
-    #[arg(long, env = "PATD_RATE_LIMIT_REDIS")]
+    #[arg(long, env = "PATD_RATE_LIMIT_REDIS", hide_env_values = true)]
     pub rate_limit_redis: Option<String>,
     /// Failed token exchanges per client id and client IP, `N/SECONDS` or `off`; past it that
     /// id's failures from that IP get 429 (a correct secret is never refused). Default 10/60, or
@@ -125,6 +128,42 @@ pub struct ServeArgs {
     pub outage_grace: Duration,
     #[command(flatten)]
     pub kek: KekArgs,
+    /// Log lines as `text` (coloured only when stderr is a terminal) or `json` (one object per
+    /// line). The level comes from RUST_LOG (default `info`; e.g. `RUST_LOG=patd_server=debug`).
+    #[arg(long, env = "PATD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9090) instead of the main listener.
+    #[arg(long, env = "PATD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// A PEM certificate chain: serve HTTPS with it (needs --tls-key). Both files are read again
+    /// on SIGHUP.
+    #[arg(
+        long,
+        env = "PATD_TLS_CERT",
+        value_name = "PEM_FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "PATD_TLS_KEY",
+        value_name = "PEM_FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Peers trusted to name the client in `Forwarded` or `X-Forwarded-For`: a comma-separated
+    /// list of CIDR networks or addresses (e.g. 10.0.0.0/8,127.0.0.1). Requests from any other
+    /// peer are taken to come from the peer itself. Rate limits and audit events use that address.
+    #[arg(long, env = "PATD_TRUSTED_PROXIES", value_name = "CIDR,...", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A duration: `10s`, `500ms`, `1m` (any form `humantime` reads), or a bare number of seconds.

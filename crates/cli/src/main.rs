@@ -49,7 +49,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    // Kept to the end: dropping it writes out the log lines still queued.
+    let _log_guard = init_logging(serve_args.log_format);
     let signing_key_pem = match &serve_args.signing_key {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -58,17 +59,35 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let key_encryption_key = serve_args.kek.load()?;
+    let tls = match (&serve_args.tls_cert, &serve_args.tls_key) {
+        (Some(cert), Some(key)) => Some(patd_server::tls::TlsFiles::load(cert, key)?),
+        _ => None,
+    };
     let store = patd_store::connect(&serve_args.database.database)
         .await
-        .with_context(|| format!("opening {}", serve_args.database.database))?;
+        .with_context(|| {
+            format!(
+                "opening {}",
+                patd_store::redact_url(&serve_args.database.database)
+            )
+        })?;
     let listener = TcpListener::bind(&serve_args.listen)
         .await
         .with_context(|| format!("listening on {}", serve_args.listen))?;
     let local_addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = serve_args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{local_addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{local_addr}"));
+    let metrics_listener = match &serve_args.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening for metrics on {address}"))?,
+        ),
+        None => None,
+    };
     let mut config = ServerConfig::new(public_url.trim_end_matches('/'));
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.rate_limit = serve_args.rate_limit;
@@ -82,6 +101,9 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.shutdown_timeout = serve_args.shutdown_timeout;
     config.database_timeout = serve_args.database_timeout;
     config.outage_grace = serve_args.outage_grace;
+    config.trusted_proxies = serve_args.trusted_proxies.clone();
+    config.metrics_listen = serve_args.metrics_listen.clone();
+    config.tls = tls.clone();
     let serve_options = config.serve_options();
     config.key_encryption_key = key_encryption_key;
     let unsealed = config.key_encryption_key.is_none();
@@ -101,8 +123,29 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let router = patd_server::router(state.clone());
-    tracing::info!(address = %local_addr, public_url, "patd listening on http://{local_addr}");
-    patd_server::serve(listener, router, serve_options, shutdown_signal()).await?;
+    let stopping = stop_on_signal();
+    if let Some(tls) = tls {
+        reload_tls_on_hangup(tls);
+    }
+    if let Some(metrics_listener) = metrics_listener {
+        let address = metrics_listener.local_addr()?;
+        let metrics = patd_server::metrics_router(state.clone());
+        let (options, stop) = (serve_options.clone(), stopping.clone());
+        tracing::info!(address = %address, "metrics on http://{address}/metrics");
+        tokio::spawn(async move {
+            let options = patd_server::ServeOptions {
+                tls: None,
+                ..options
+            };
+            if let Err(err) =
+                patd_server::serve(metrics_listener, metrics, options, stopped(stop)).await
+            {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
+    tracing::info!(address = %local_addr, public_url, "patd listening on {scheme}://{local_addr}");
+    patd_server::serve(listener, router, serve_options, stopped(stopping)).await?;
     // No request is left to queue a write: store the ones still queued before exiting.
     let flush_deadline = tokio::time::Instant::now() + serve_args.shutdown_timeout;
     if !state.last_used.settled(flush_deadline).await {
@@ -112,13 +155,63 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+/// Logs to stderr through a background writer, so a slow terminal or pipe never holds up a
+/// request; colour only when stderr is a terminal.
+fn init_logging(format: args::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        args::LogFormat::Text => builder.init(),
+        args::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+    guard
+}
+
+/// Reads the TLS files again on each SIGHUP.
+fn reload_tls_on_hangup(tls: std::sync::Arc<patd_server::tls::TlsFiles>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the TLS files are read only at start");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(err) => tracing::error!(
+                    error = format!("{err:#}"),
+                    "SIGHUP: TLS files not reloaded; keeping the ones in use"
+                ),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tls);
+}
+
+/// Flips to `true` once SIGINT or SIGTERM arrives; every listener stops on it.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 async fn shutdown_signal() {

@@ -8,11 +8,6 @@ use patd_core::Rule;
 use patd_proto::{ErrorMessageDto, ErrorResponseDto, OAuthErrorBody, UnauthorizedBody};
 use patd_store::StoreError;
 
-tokio::task_local! {
-    /// The current request's tracking id, set by the tracking middleware.
-    pub(crate) static TRACKING_ID: String;
-}
-
 /// A fresh tracking id: 32 lowercase hex characters, from the thread's CSPRNG (no system call).
 pub(crate) fn new_tracking_id() -> String {
     patd_core::ids::random_hex_id(&mut rand::rng())
@@ -20,9 +15,8 @@ pub(crate) fn new_tracking_id() -> String {
 
 /// The current request's tracking id, or a fresh one outside a request.
 pub(crate) fn current_tracking_id() -> String {
-    TRACKING_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| new_tracking_id())
+    crate::context::with_request(|request| request.tracking_id.clone())
+        .unwrap_or_else(new_tracking_id)
 }
 
 /// What went wrong while handling a request.

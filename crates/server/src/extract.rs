@@ -38,6 +38,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or_else(|| rejected("identity_id is invalid"))?;
         let pat_id =
             PatId::parse(&claims.client_id).ok_or_else(|| rejected("client_id is invalid"))?;
+        crate::context::note_client_id(pat_id.as_str());
         // Instant revocation: the PAT behind the token must still exist and be unexpired. The
         // cache answers without a database round trip in the common case.
         match state.pats.get(&state.store, &pat_id).await? {

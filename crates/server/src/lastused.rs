@@ -65,6 +65,13 @@ impl LastUsedWriter {
         self.queued.store(sequence, Ordering::Release);
     }
 
+    /// How many queued writes are not stored yet.
+    pub fn pending(&self) -> u64 {
+        self.queued
+            .load(Ordering::Acquire)
+            .saturating_sub(*self.stored.borrow())
+    }
+
     /// Waits, until `deadline` at the latest, for every write queued before this call to be
     /// stored. Returns whether they all were.
     pub async fn settled(&self, deadline: tokio::time::Instant) -> bool {

@@ -4,8 +4,12 @@
 
 /// Operations the `patd` command runs on the database directly: identities, tokens, bootstrap.
 pub mod admin;
+/// The audit trail: events and the info line of each committed change.
+mod audit;
 /// The in-memory PAT records behind revocation checks and the exchange, and `lastUsed` marks.
 pub mod cache;
+/// The request in hand: tracking id, client address, user agent, authenticated client.
+mod context;
 /// Domain and store values turned into wire types.
 mod convert;
 /// `ApiError`: the one place that knows status codes and error bodies.
@@ -18,10 +22,14 @@ pub mod kek;
 pub mod keys;
 /// The background writer of `lastUsed`.
 pub mod lastused;
+/// The Prometheus series and the scrape.
+pub mod metrics;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
-/// The OpenAPI 3.1 document, built from the same route list as the router.
+/// The OpenAPI 3.1 document: what the handlers' annotations do not say, and serving it.
 pub mod openapi;
+/// Trusted proxies and the client address they report.
+pub mod proxies;
 /// Rate limits per client and API version, and on failed exchanges per IP.
 pub mod ratelimit;
 /// The routes, one module per group.
@@ -32,7 +40,9 @@ mod serve;
 mod service;
 /// The state every handler sees.
 pub mod state;
+/// HTTPS: the certificate and key, reloaded on SIGHUP.
+pub mod tls;
 
-pub use routes::{route_table, router, RouteEntry};
+pub use routes::{metrics_router, route_table, router, RouteEntry};
 pub use serve::{serve, ServeOptions};
 pub use state::{AppState, ServerConfig};

@@ -1,59 +1,107 @@
 //! Gives every request a tracking id (the `trackingId` of error bodies and the `X-Request-Id`
 //! header), bounds it in time (`--request-timeout`, reading the body included), puts the
 //! framework's own refusals in the contract's shape, and writes one log line per request. Query
-//! strings are never logged: the token endpoint accepts secrets there.
+//! strings are never logged: the token endpoint accepts secrets there. Also finds the client's
+//! address (through trusted proxies) and counts the request in the metrics.
 
-use crate::error::{new_tracking_id, ApiError, ErrorDetail, TRACKING_ID};
-use axum::extract::{Request, State};
+use crate::context::{RequestContext, REQUEST};
+use crate::error::{new_tracking_id, ApiError, ErrorDetail};
+use crate::proxies::TrustedProxies;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The one middleware. Its state is the request timeout, so the per-request clone is a copy.
+/// What the middleware needs, shared by every request.
+#[derive(Debug)]
+pub(crate) struct Tracking {
+    pub request_timeout: Duration,
+    pub proxies: TrustedProxies,
+}
+
+/// Routes that probes and scrapers call every few seconds: their successes are logged at debug.
+fn is_probe(route: Option<&str>) -> bool {
+    matches!(route, Some("/health/alive" | "/health/ready" | "/metrics"))
+}
+
+/// The one middleware. tower-http's request-id layer would keep an `X-Request-Id` the client
+/// sent (client input in every log line and error body), its trace layer records the URI with
+/// its query (the token endpoint accepts secrets there), and each layer costs a service clone
+/// per request: so the jobs are done here, once.
 pub(crate) async fn track(
-    State(request_timeout): State<Duration>,
+    State(tracking): State<Arc<Tracking>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let tracking_id = new_tracking_id();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
     let started = Instant::now();
-    // One middleware does these jobs (each layer costs a service clone per request); the
-    // mapping runs inside the scope so that its error body carries this request's id. A request
-    // past its time is dropped where it stands: a client that stalls its body or a slow
-    // database cannot hold it open.
-    let mut response = TRACKING_ID
-        .scope(tracking_id.clone(), async {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let context = Arc::new(RequestContext {
+        tracking_id: new_tracking_id(),
+        client_ip: peer.map(|peer| tracking.proxies.client_ip(peer, request.headers())),
+        client_id: OnceLock::new(),
+    });
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    let request_timeout = tracking.request_timeout;
+    // The mapping runs inside the scope so that its error body carries this request's id. A
+    // request past its time is dropped where it stands: a client that stalls its body or a
+    // slow database cannot hold it open.
+    let mut response = REQUEST
+        .scope(context.clone(), async {
             let answer = tokio::time::timeout(request_timeout, next.run(request))
                 .await
                 .unwrap_or_else(|_| ApiError::RequestTimeout(request_timeout).into_response());
             contract_rejections(answer)
         })
         .await;
-    if let Ok(value) = HeaderValue::from_str(&tracking_id) {
+    let tracking_id = context.tracking_id.as_str();
+    if let Ok(value) = HeaderValue::from_str(tracking_id) {
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    crate::metrics::request(route.as_deref(), &method, status, elapsed);
+    let elapsed_ms = elapsed * 1000.0;
+    // The route template, never the path: a path carries ids and whatever a client made up.
+    let route = route.as_deref().unwrap_or("(no route)");
+    let client_id = context.client_id.get().map(String::as_str);
     match response.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(detail)) if status >= 500 => {
-            tracing::error!(%method, %path, status, elapsed_ms, tracking_id, error = %detail, "request failed")
+            tracing::error!(%method, route, status, elapsed_ms, tracking_id, client_id, error = %detail, "request failed")
         }
         Some(ErrorDetail(detail)) => {
-            tracing::info!(%method, %path, status, elapsed_ms, tracking_id, error = %detail, "request refused")
+            tracing::info!(%method, route, status, elapsed_ms, tracking_id, client_id, error = %detail, "request refused")
         }
-        // Successes are the hot path: logged at debug so that they cost nothing by default.
-        None => tracing::debug!(%method, %path, status, elapsed_ms, tracking_id, "request"),
+        None if is_probe(Some(route)) => {
+            tracing::debug!(%method, route, status, elapsed_ms, tracking_id, "request")
+        }
+        None => {
+            tracing::info!(%method, route, status, elapsed_ms, tracking_id, client_id, "request")
+        }
     }
     response
 }
 
+/// Marks a response a handler shaped itself on purpose (readiness's 503), which the contract's
+/// mapping leaves alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnAnswer;
+
 /// Turns any answer the framework produced on its own (an empty 405 from a method router, a
 /// plain-text rejection) into the contract's JSON body.
 fn contract_rejections(response: Response) -> Response {
-    if response.extensions().get::<ErrorDetail>().is_some() {
+    if response.extensions().get::<ErrorDetail>().is_some()
+        || response.extensions().get::<OwnAnswer>().is_some()
+    {
         return response;
     }
     let replacement = match response.status() {

@@ -1,29 +1,16 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`: schemas derived from `patd-proto` with
-//! utoipa, and one operation for every route the router serves, with every documented status.
+//! The OpenAPI 3.1 document served at `/openapi.json`. Its operations are the `#[utoipa::path]`
+//! annotations of the handlers, gathered together with the router by `routes::api`; this module
+//! holds what no single route owns: the title, the bearer scheme, the schemas the routes name only
+//! by reference (error bodies, the token form) and the answers routes share (`Always`, `Bearer`,
+//! `TooMany`, `TooLarge`, `Missing`).
 
-use crate::routes::{RouteEntry, PAT_PREFIXES};
 use axum::http::Method;
-use patd_core::expiry::Family;
-use patd_proto::{
-    BulkUpdateRequest, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
-    ErrorMessageDto, ErrorResponseDto, GetPersonalAccessTokenResponse, JsonPatchOperation,
-    OAuthErrorBody, OAuthInfo, PatOwner, RateLimitBody, TokenRequest, TokenResponse,
-    UnauthorizedBody,
-};
+use patd_proto::{ErrorResponseDto, OAuthErrorBody, RateLimitBody, TokenRequest, UnauthorizedBody};
 use std::sync::OnceLock;
-use utoipa::openapi::content::Content;
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
-    Schema,
-};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::{IntoResponses, Modify};
 
 /// The document as JSON text, built once.
 pub fn document_json() -> String {
@@ -32,457 +19,209 @@ pub fn document_json() -> String {
         .clone()
 }
 
-/// The document.
+/// The document: every route of the router, with the parts below.
 pub fn document() -> OpenApi {
-    let mut paths = PathsBuilder::new();
-    for entry in operations() {
-        let mut item: Option<PathItem> = None;
-        for (method, operation) in entry.1 {
-            let added = PathItem::new(method, operation);
-            item = Some(match item {
-                Some(mut existing) => {
-                    existing.merge_operations(added);
-                    existing
-                }
-                None => added,
-            });
-        }
-        if let Some(item) = item {
-            paths = paths.path(entry.0, item);
-        }
+    let mut document = crate::routes::api().into_openapi();
+    for item in document.paths.paths.values_mut() {
+        name_each_method(item);
     }
-    let components = ComponentsBuilder::new()
-        .schema_from::<PatOwner>()
-        .schema_from::<CreatePersonalAccessTokenRequest>()
-        .schema_from::<CreatePersonalAccessTokenResponse>()
-        .schema_from::<GetPersonalAccessTokenResponse>()
-        .schema_from::<ErrorMessageDto>()
-        .schema_from::<ErrorResponseDto>()
-        .schema_from::<UnauthorizedBody>()
-        .schema_from::<OAuthErrorBody>()
-        .schema_from::<TokenRequest>()
-        .schema_from::<TokenResponse>()
-        .schema_from::<OAuthInfo>()
-        .schema_from::<BulkUpdateRequest>()
-        .schema_from::<JsonPatchOperation>()
-        .schema_from::<RateLimitBody>()
-        .security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        )
-        .build();
-    OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("patd")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Personal access tokens, wire-compatible with SailPoint Identity Security \
-                     Cloud's Personal Access Tokens API.",
-                ))
-                .build(),
-        )
-        .paths(paths.build())
-        .components(Some(components))
-        .build()
+    document
 }
 
-/// The (path, method) pairs the document describes, for comparison with the router's table.
-pub fn documented_routes() -> Vec<RouteEntry> {
-    operations()
+/// What the routes do not say: the title and description, the schemas the shared answers below
+/// refer to, and the bearer scheme the routes' `security(("bearer" = []))` names.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "patd",
+        description = "Personal access tokens, wire-compatible with SailPoint Identity Security \
+                       Cloud's Personal Access Tokens API."
+    ),
+    components(schemas(
+        ErrorResponseDto,
+        UnauthorizedBody,
+        RateLimitBody,
+        OAuthErrorBody,
+        TokenRequest
+    )),
+    modifiers(&BearerScheme)
+)]
+struct Base;
+
+pub(crate) fn base() -> OpenApi {
+    <Base as utoipa::OpenApi>::openapi()
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// Each method's operation of a path, by method.
+pub(crate) fn operations(item: &mut PathItem) -> [(Method, &mut Option<Operation>); 8] {
+    [
+        (Method::GET, &mut item.get),
+        (Method::PUT, &mut item.put),
+        (Method::POST, &mut item.post),
+        (Method::DELETE, &mut item.delete),
+        (Method::OPTIONS, &mut item.options),
+        (Method::HEAD, &mut item.head),
+        (Method::PATCH, &mut item.patch),
+        (Method::TRACE, &mut item.trace),
+    ]
+}
+
+/// A handler served on several methods (`method(patch, post)`) is one operation under each; the
+/// method's name joins its id, which must be unique (`bulkUpdatePersonalAccessTokensPatch`).
+fn name_each_method(item: &mut PathItem) {
+    let mut found: Vec<(Method, &mut Operation)> = operations(item)
         .into_iter()
-        .map(|(path, operations)| RouteEntry {
-            path,
-            methods: operations
-                .iter()
-                .map(|(method, _)| to_method(method))
-                .collect(),
-        })
-        .collect()
-}
-
-fn to_method(method: &HttpMethod) -> Method {
-    match method {
-        HttpMethod::Get => Method::GET,
-        HttpMethod::Post => Method::POST,
-        HttpMethod::Put => Method::PUT,
-        HttpMethod::Patch => Method::PATCH,
-        HttpMethod::Delete => Method::DELETE,
-        HttpMethod::Head => Method::HEAD,
-        HttpMethod::Options => Method::OPTIONS,
-        HttpMethod::Trace => Method::TRACE,
-    }
-}
-
-type Operations = Vec<(String, Vec<(HttpMethod, utoipa::openapi::path::Operation)>)>;
-
-fn schema_ref(name: &str) -> RefOr<Schema> {
-    RefOr::Ref(Ref::from_schema_name(name))
-}
-
-fn json(schema: RefOr<Schema>) -> Content {
-    Content::new(Some(schema))
-}
-
-fn array_of(name: &str) -> RefOr<Schema> {
-    ArrayBuilder::new().items(schema_ref(name)).into()
-}
-
-fn string_schema() -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(Type::String).into()
-}
-
-/// Adds the error answers every bearer-authenticated route can give.
-fn api_errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder {
-    for status in statuses {
-        let (description, schema) = match status {
-            400 => (
-                "Client error: the body, a parameter or a rule (see causes)",
-                "ErrorResponseDto",
-            ),
-            401 => ("Missing or invalid bearer token", "UnauthorizedBody"),
-            403 => (
-                "The caller holds none of the rights the operation accepts",
-                "ErrorResponseDto",
-            ),
-            404 => (
-                "No such PAT, or one the caller may not see",
-                "ErrorResponseDto",
-            ),
-            405 => (
-                "The method is not supported on this path",
-                "ErrorResponseDto",
-            ),
-            413 => (
-                "The body is longer than the server accepts (--max-body-size)",
-                "ErrorResponseDto",
-            ),
-            429 => ("Too many requests", "RateLimitBody"),
-            503 => (
-                "The request took longer than the server allows (--request-timeout)",
-                "ErrorResponseDto",
-            ),
-            _ => ("Internal fault", "ErrorResponseDto"),
-        };
-        let mut response = ResponseBuilder::new()
-            .description(description)
-            .content("application/json", json(schema_ref(schema)));
-        if *status == 429 {
-            response = response.header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
-                    .build(),
-            );
+        .filter_map(|(method, operation)| operation.as_mut().map(|found| (method, found)))
+        .collect();
+    let ids: Vec<Option<String>> = found
+        .iter()
+        .map(|(_, operation)| operation.operation_id.clone())
+        .collect();
+    for (method, operation) in &mut found {
+        let shared = ids
+            .iter()
+            .filter(|id| **id == operation.operation_id)
+            .count()
+            > 1;
+        if let (true, Some(id)) = (shared, operation.operation_id.as_mut()) {
+            let name = method.as_str();
+            id.push_str(&name[..1]);
+            id.push_str(&name[1..].to_ascii_lowercase());
         }
-        if *status == 401 {
-            response = response.header(
-                "WWW-Authenticate",
-                HeaderBuilder::new().schema(string_schema()).build(),
-            );
+    }
+}
+
+// The answers several routes share, named in their `responses(...)`. Never built: only their
+// documentation is used.
+
+// What any route can answer: the middleware's refusals, a fault, the request timeout.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Always {
+    /// The method is not supported on this path
+    #[response(status = 405)]
+    MethodNotAllowed(ErrorResponseDto),
+    /// Internal fault
+    #[response(status = 500)]
+    Internal(ErrorResponseDto),
+    /// The request took longer than the server allows (--request-timeout)
+    #[response(status = 503)]
+    Timeout(ErrorResponseDto),
+}
+
+// What a route behind a bearer token answers before it does its work.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Bearer {
+    /// Client error: the body, a parameter or a rule (see causes)
+    #[response(status = 400)]
+    BadRequest(ErrorResponseDto),
+    /// Missing or invalid bearer token
+    #[response(status = 401, headers(("WWW-Authenticate" = String)))]
+    Unauthorized(UnauthorizedBody),
+    /// The caller holds none of the rights the operation accepts
+    #[response(status = 403)]
+    Forbidden(ErrorResponseDto),
+}
+
+// The rate limit (per client and API version, and on failed exchanges).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+#[response(
+    status = 429,
+    description = "Too many requests",
+    headers(("Retry-After" = i64, description = "Seconds to wait"))
+)]
+pub(crate) struct TooMany(RateLimitBody);
+
+// The body cap, on routes that read a body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+#[response(
+    status = 413,
+    description = "The body is longer than the server accepts (--max-body-size)"
+)]
+pub(crate) struct TooLarge(ErrorResponseDto);
+
+// A route that names a PAT.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+#[response(
+    status = 404,
+    description = "No such PAT, or one the caller may not see"
+)]
+pub(crate) struct Missing(ErrorResponseDto);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn documented() -> Vec<(String, Method, Option<String>)> {
+        let mut found = Vec::new();
+        for (path, mut item) in document().paths.paths {
+            for (method, operation) in operations(&mut item) {
+                if let Some(operation) = operation {
+                    found.push((path.clone(), method, operation.operation_id.clone()));
+                }
+            }
         }
-        operation = operation.response(status.to_string(), response.build());
+        found
     }
-    operation
-}
 
-fn bearer(operation: OperationBuilder) -> OperationBuilder {
-    operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()))
-}
-
-fn query_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Query)
-        .required(Required::False)
-        .description(Some(description))
-        .schema(Some(string_schema()))
-        .build()
-}
-
-fn id_param() -> utoipa::openapi::path::Parameter {
-    ParameterBuilder::new()
-        .name("id")
-        .parameter_in(ParameterIn::Path)
-        .required(Required::True)
-        .description(Some("The PAT's id"))
-        .schema(Some(string_schema()))
-        .build()
-}
-
-fn operations() -> Operations {
-    let mut all: Operations = Vec::new();
-    for (prefix, family) in PAT_PREFIXES {
-        let tag = prefix.trim_start_matches('/').replace('/', "-");
-        let version = match family {
-            Family::Classic => "classic",
-            Family::NeverExpiresAware => "never-expires-aware",
-        };
-        let list = OperationBuilder::new()
-            .tag(tag.clone())
-            .operation_id(Some(format!("listPersonalAccessTokens {prefix}")))
-            .summary(Some(format!(
-                "List personal access tokens ({version} family)"
-            )))
-            .parameter(query_param(
-                "owner-id",
-                "'me', an identity id, or absent for the whole tenant",
-            ))
-            .parameter(query_param(
-                "filters",
-                "SailPoint filter grammar on lastUsed, created, expirationDate, name, managed",
-            ))
-            .parameter(query_param(
-                "sorters",
-                "name, created, lastUsed, expirationDate; '-' for descending",
-            ))
-            .parameter(query_param("limit", "0 to 250, default 250"))
-            .parameter(query_param("offset", "default 0"))
-            .parameter(query_param("count", "true: the total in X-Total-Count"))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("The PATs")
-                    .content(
-                        "application/json",
-                        json(array_of("GetPersonalAccessTokenResponse")),
-                    )
-                    .header(
-                        "X-Total-Count",
-                        HeaderBuilder::new()
-                            .schema(ObjectBuilder::new().schema_type(Type::Integer))
-                            .build(),
-                    )
-                    .build(),
-            );
-        let create = OperationBuilder::new()
-            .tag(tag.clone())
-            .operation_id(Some(format!("createPersonalAccessToken {prefix}")))
-            .summary(Some(format!(
-                "Create a personal access token ({version} family)"
-            )))
-            .request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/json",
-                        json(schema_ref("CreatePersonalAccessTokenRequest")),
-                    )
-                    .build(),
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("The new PAT, with its secret: shown this once")
-                    .content(
-                        "application/json",
-                        json(schema_ref("CreatePersonalAccessTokenResponse")),
-                    )
-                    .build(),
-            );
-        let patch = OperationBuilder::new()
-            .tag(tag.clone())
-            .operation_id(Some(format!("patchPersonalAccessToken {prefix}")))
-            .summary(Some(
-                "Patch a personal access token with RFC 6902 operations".to_owned(),
-            ))
-            .parameter(id_param())
-            .request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/json-patch+json",
-                        json(array_of("JsonPatchOperation")),
-                    )
-                    .content("application/json", json(array_of("JsonPatchOperation")))
-                    .build(),
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("The patched PAT")
-                    .content(
-                        "application/json",
-                        json(schema_ref("GetPersonalAccessTokenResponse")),
-                    )
-                    .build(),
-            );
-        let delete = OperationBuilder::new()
-            .tag(tag.clone())
-            .operation_id(Some(format!("deletePersonalAccessToken {prefix}")))
-            .summary(Some(
-                "Delete a personal access token; its access tokens stop working at once".to_owned(),
-            ))
-            .parameter(id_param())
-            .response("204", ResponseBuilder::new().description("Deleted").build());
-        all.push((
-            prefix.to_owned(),
-            vec![
-                (
-                    HttpMethod::Get,
-                    bearer(api_errors(list, &[400, 401, 403, 405, 429, 500, 503])).build(),
-                ),
-                (
-                    HttpMethod::Post,
-                    bearer(api_errors(
-                        create,
-                        &[400, 401, 403, 405, 413, 429, 500, 503],
-                    ))
-                    .build(),
-                ),
-            ],
-        ));
-        all.push((
-            format!("{prefix}/{{id}}"),
-            vec![
-                (
-                    HttpMethod::Patch,
-                    bearer(api_errors(
-                        patch,
-                        &[400, 401, 403, 404, 405, 413, 429, 500, 503],
-                    ))
-                    .build(),
-                ),
-                (
-                    HttpMethod::Delete,
-                    bearer(api_errors(
-                        delete,
-                        &[400, 401, 403, 404, 405, 429, 500, 503],
-                    ))
-                    .build(),
-                ),
-            ],
-        ));
+    #[test]
+    fn the_document_describes_exactly_what_the_router_serves() {
+        let served: BTreeSet<(String, String)> = crate::route_table()
+            .into_iter()
+            .flat_map(|entry| {
+                let path = entry.path;
+                entry
+                    .methods
+                    .into_iter()
+                    .map(move |method| (path.clone(), method.to_string()))
+            })
+            .collect();
+        // At least: four PAT operations on five prefixes, the bulk update twice, four more.
+        assert!(
+            served.len() >= 26,
+            "the router's routes were read: {served:?}"
+        );
+        let documented: BTreeSet<(String, String)> = documented()
+            .into_iter()
+            .map(|(path, method, _)| (path, method.to_string()))
+            .collect();
+        // A route added without `routes!` and `#[utoipa::path]` is served but not documented.
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty() && unserved.is_empty(),
+            "served, not documented: {undocumented:?}; documented, not served: {unserved:?}"
+        );
     }
-    let bulk = |method: &str| {
-        let operation = OperationBuilder::new()
-            .tag("personal-access-tokens-v1")
-            .operation_id(Some(format!("bulkUpdatePersonalAccessTokens {method}")))
-            .summary(Some(
-                "Apply one patch to up to 25 PATs, all or nothing".to_owned(),
-            ))
-            .request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content("application/json", json(schema_ref("BulkUpdateRequest")))
-                    .build(),
-            ))
-            .response(
-                "200",
-                ResponseBuilder::new()
-                    .description("The updated PATs")
-                    .content(
-                        "application/json",
-                        json(array_of("GetPersonalAccessTokenResponse")),
-                    )
-                    .build(),
-            );
-        bearer(api_errors(
-            operation,
-            &[400, 401, 403, 405, 413, 429, 500, 503],
-        ))
-        .build()
-    };
-    all.push((
-        crate::routes::BULK_UPDATE_PATH.to_owned(),
-        vec![
-            (HttpMethod::Patch, bulk("PATCH")),
-            (HttpMethod::Post, bulk("POST")),
-        ],
-    ));
-    let oauth_error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content("application/json", json(schema_ref("OAuthErrorBody")))
-            .build()
-    };
-    let form_body = RequestBodyBuilder::new()
-        .content(
-            "application/x-www-form-urlencoded",
-            json(schema_ref("TokenRequest")),
-        )
-        .content("multipart/form-data", json(schema_ref("TokenRequest")))
-        .build();
-    let token = OperationBuilder::new()
-        .tag("oauth")
-        .operation_id(Some("token"))
-        .summary(Some(
-            "Exchange a PAT for an access token (client credentials in a form or multipart body, \
-             the query string, or HTTP Basic)"
-                .to_owned(),
-        ))
-        .request_body(Some(form_body))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("An access token")
-                .content("application/json", json(schema_ref("TokenResponse")))
-                .header(
-                    "Cache-Control",
-                    HeaderBuilder::new().schema(string_schema()).build(),
-                )
-                .build(),
-        )
-        .response(
-            "400",
-            oauth_error("invalid_request or unsupported_grant_type"),
-        )
-        .response(
-            "401",
-            oauth_error("invalid_client: the same answer for every bad credential"),
-        );
-    let token = api_errors(token, &[405, 413, 429, 500, 503]).build();
-    all.push(("/oauth/token".to_owned(), vec![(HttpMethod::Post, token)]));
-    let info = OperationBuilder::new()
-        .tag("oauth")
-        .operation_id(Some("info"))
-        .summary(Some("The tenant and its token endpoint".to_owned()))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("Tenant information")
-                .content("application/json", json(schema_ref("OAuthInfo")))
-                .build(),
-        );
-    all.push((
-        "/oauth/info".to_owned(),
-        vec![(HttpMethod::Get, api_errors(info, &[405, 500, 503]).build())],
-    ));
-    let object = || -> RefOr<Schema> { ObjectBuilder::new().schema_type(Type::Object).into() };
-    let jwks = OperationBuilder::new()
-        .tag("oauth")
-        .operation_id(Some("jwks"))
-        .summary(Some(
-            "The public keys that verify access tokens (JWK set)".to_owned(),
-        ))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("A JWK set")
-                .content("application/json", json(object()))
-                .build(),
-        );
-    all.push((
-        "/.well-known/jwks.json".to_owned(),
-        vec![(HttpMethod::Get, api_errors(jwks, &[405, 500, 503]).build())],
-    ));
-    let openapi = OperationBuilder::new()
-        .tag("meta")
-        .operation_id(Some("openapi"))
-        .summary(Some("This document".to_owned()))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("OpenAPI 3.1")
-                .content("application/json", json(object()))
-                .build(),
-        );
-    all.push((
-        "/openapi.json".to_owned(),
-        vec![(
-            HttpMethod::Get,
-            api_errors(openapi, &[405, 500, 503]).build(),
-        )],
-    ));
-    all
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let ids: Vec<String> = documented()
+            .into_iter()
+            .map(|(path, method, id)| id.unwrap_or_else(|| format!("none for {method} {path}")))
+            .collect();
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert!(ids.contains(&"listPersonalAccessTokensV2025".to_owned()));
+        assert!(ids.contains(&"bulkUpdatePersonalAccessTokensPost".to_owned()));
+    }
 }

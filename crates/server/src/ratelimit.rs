@@ -94,8 +94,14 @@ impl SharedLimit {
         let Limit::PerWindow { requests, seconds } = limit else {
             return Ok(None);
         };
-        let client = redis::Client::open(url)?;
-        let connection = redis::aio::ConnectionManager::new(client).await?;
+        // The URL can hold a password: messages name it redacted.
+        let shown = patd_store::redact_url(url);
+        let client = redis::Client::open(url).map_err(|err| {
+            anyhow::anyhow!("the Redis URL {shown} is not valid ({:?})", err.kind())
+        })?;
+        let connection = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|err| anyhow::anyhow!("connecting to Redis at {shown}: {err}"))?;
         Ok(Some(SharedLimit {
             connection,
             script: redis::Script::new(GCRA_SCRIPT),
@@ -103,6 +109,16 @@ impl SharedLimit {
             burst: requests,
             emission_interval: f64::from(seconds) / f64::from(requests),
         }))
+    }
+
+    /// Whether Redis answers a PING (readiness).
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(|_| ())
+            .map_err(|err| format!("{:?}", err.kind()))
     }
 
     async fn check(&self, client_id: &str, version: &str) -> Result<(), RetryAfter> {
@@ -195,6 +211,14 @@ pub struct RateLimits {
     clock: DefaultClock,
 }
 
+/// Counts a refusal by the limit named `limit` in the metrics.
+fn refused_by(checked: Result<(), RetryAfter>, limit: &'static str) -> Result<(), RetryAfter> {
+    if checked.is_err() {
+        metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+    }
+    checked
+}
+
 /// Past this many keys, forget the ones whose limit has fully refilled.
 const RETAIN_AFTER: usize = 100_000;
 
@@ -221,19 +245,26 @@ impl RateLimits {
         self
     }
 
+    /// The shared limit's Redis, when the limit is kept there.
+    pub fn shared(&self) -> Option<&SharedLimit> {
+        self.shared.as_ref()
+    }
+
     /// Counts one request of `client_id` on `version`.
     pub async fn check_request(
         &self,
         client_id: &str,
         version: &'static str,
     ) -> Result<(), RetryAfter> {
-        if let Some(shared) = &self.shared {
-            return shared.check(client_id, version).await;
-        }
-        match &self.api {
-            Some(limiter) => self.check(limiter, &(client_id.to_owned(), version)),
-            None => Ok(()),
-        }
+        let checked = if let Some(shared) = &self.shared {
+            shared.check(client_id, version).await
+        } else {
+            match &self.api {
+                Some(limiter) => self.check(limiter, &(client_id.to_owned(), version)),
+                None => Ok(()),
+            }
+        };
+        refused_by(checked, "request")
     }
 
     /// Counts a failed exchange of `client` from `ip`: against the (PAT, IP) pair for a PAT that
@@ -242,10 +273,13 @@ impl RateLimits {
     /// so a correct secret is never refused by these limits.
     pub fn record_failure(&self, client: FailedClient<'_>, ip: IpAddr) -> Result<(), RetryAfter> {
         match (client, &self.failures, &self.unknown_failures) {
-            (FailedClient::Known(pat_id), Some(limiter), _) => {
-                self.check(limiter, &(pat_id.clone(), ip))
+            (FailedClient::Known(pat_id), Some(limiter), _) => refused_by(
+                self.check(limiter, &(pat_id.clone(), ip)),
+                "exchange_failures",
+            ),
+            (FailedClient::Unknown, _, Some(limiter)) => {
+                refused_by(self.check(limiter, &ip), "unknown_client_failures")
             }
-            (FailedClient::Unknown, _, Some(limiter)) => self.check(limiter, &ip),
             _ => Ok(()),
         }
     }

@@ -14,13 +14,17 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::Service;
 
-/// The limits that belong to connections rather than requests (`ServerConfig::serve_options`).
-#[derive(Debug, Clone, Copy)]
+use crate::tls::TlsFiles;
+
+/// The limits that belong to connections rather than requests (`ServerConfig::serve_options`),
+/// and TLS when the server speaks HTTPS itself.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// How long a connection may take to send a request's headers. hyper starts the clock when
     /// it starts waiting for a request: on a new connection, and again each time a keep-alive
@@ -28,6 +32,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long shutting down waits for in-flight requests before dropping their connections.
     pub shutdown_timeout: Duration,
+    /// HTTPS: the handshake must finish within `header_read_timeout` too.
+    pub tls: Option<Arc<TlsFiles>>,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets the
@@ -68,14 +74,34 @@ pub async fn serve(
                         router.clone().call(request)
                     },
                 );
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let watched = graceful.watch(connection);
-                connections.spawn(async move {
-                    // Timeouts, resets and malformed requests end here; none is the server's
-                    // fault, and hyper's messages carry no client input.
-                    if let Err(err) = watched.await {
-                        tracing::debug!(error = %err, "connection closed with an error");
+                let acceptor = options.tls.as_ref().and_then(|tls| tls.acceptor());
+                let Some(acceptor) = acceptor else {
+                    if options.tls.is_some() {
+                        continue;
                     }
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    connections.spawn(finish(graceful.watch(connection)));
+                    continue;
+                };
+                // The handshake runs in the connection's task, bounded like a request's headers,
+                // so a client that never finishes it holds neither the loop nor a slot for long.
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let handshake_timeout = options.header_read_timeout;
+                connections.spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    finish(watcher.watch(connection)).await;
                 });
             }
             // Finished connections are collected as they end, so the set stays small.
@@ -94,6 +120,14 @@ pub async fn serve(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// Runs a connection to its end. Timeouts, resets and malformed requests end here; none is the
+/// server's fault, and hyper's messages carry no client input.
+async fn finish<E: std::fmt::Display>(connection: impl Future<Output = Result<(), E>>) {
+    if let Err(err) = connection.await {
+        tracing::debug!(error = %err, "connection closed with an error");
+    }
 }
 
 /// After a failed accept: a connection reset before it was accepted is the peer's business;

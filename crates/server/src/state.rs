@@ -4,6 +4,7 @@ use crate::cache::{IdentityCache, ListCache, PatCache};
 use crate::kek::KeyEncryptionKey;
 use crate::keys::Keys;
 use crate::lastused::LastUsedWriter;
+use crate::proxies::TrustedProxies;
 use crate::ratelimit::{FailureLimits, Limit, RateLimits, SharedLimit};
 use patd_store::{DynStore, Guarded, Health, StoreEvent};
 use std::sync::Arc;
@@ -44,6 +45,12 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Seals the signing keys stored in the database; `None` stores them in the clear.
     pub key_encryption_key: Option<Arc<KeyEncryptionKey>>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client (`--trusted-proxies`).
+    pub trusted_proxies: TrustedProxies,
+    /// Where `/metrics` is served instead of the main listener (`--metrics-listen`).
+    pub metrics_listen: Option<String>,
+    /// HTTPS on the main listener (`--tls-cert`, `--tls-key`).
+    pub tls: Option<Arc<crate::tls::TlsFiles>>,
 }
 
 impl ServerConfig {
@@ -67,6 +74,9 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             key_encryption_key: None,
+            trusted_proxies: TrustedProxies::default(),
+            metrics_listen: None,
+            tls: None,
         }
     }
 
@@ -75,6 +85,7 @@ impl ServerConfig {
         crate::ServeOptions {
             header_read_timeout: self.header_read_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            tls: self.tls.clone(),
         }
     }
 }
@@ -127,6 +138,7 @@ impl AppState {
         config: ServerConfig,
         signing_key_pem: Option<&str>,
     ) -> anyhow::Result<AppState> {
+        crate::metrics::install();
         let guarded = Guarded::new(store, config.database_timeout);
         let health = guarded.health();
         let store: DynStore = Arc::new(guarded);

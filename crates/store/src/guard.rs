@@ -143,6 +143,9 @@ macro_rules! guarded {
             $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
                 self.call(self.inner.$name($($arg),*)).await
             })*
+            fn pool_stats(&self) -> crate::PoolStats {
+                self.inner.pool_stats()
+            }
         }
     };
 }
@@ -172,6 +175,7 @@ guarded! {
     issuers() -> Vec<String>;
     setting_or_insert(key: &str, value: &str) -> String;
     subscribe() -> Option<mpsc::Receiver<StoreEvent>>;
+    ping() -> ();
 }
 
 #[cfg(test)]

@@ -251,9 +251,46 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the stored value of `key`, storing `value` first if there is none.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
+    /// Whether the database answers a trivial query (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// How many of the pools' connections are in use and idle (metrics).
+    fn pool_stats(&self) -> PoolStats;
     /// Changes other processes make to the same database, for backends that announce them
     /// (PostgreSQL's LISTEN/NOTIFY); `None` where every writer is this process.
     async fn subscribe(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError>;
+}
+
+/// Connections of a backend's pools, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+}
+
+/// A URL fit for a message: its password, if any, replaced by `***`. Database and Redis URLs
+/// carry credentials, and errors and logs are read by more people than the server's owner.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // The last `@` ends the user information: a password may itself contain `@`.
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let user_info = &authority[..at];
+    let user = match user_info.find(':') {
+        Some(colon) => &user_info[..colon],
+        None => return url.to_owned(),
+    };
+    format!(
+        "{}{user}:***{}",
+        &url[..authority_start],
+        &url[authority_start + at..]
+    )
 }
 
 /// The store as the server holds it.
@@ -266,7 +303,7 @@ pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
 }
 
@@ -284,4 +321,31 @@ pub(crate) fn millis_comparison(op: TimeOp, value: OffsetDateTime) -> (&'static 
         (TimeOp::Lt, false) | (TimeOp::Le, _) => "<=",
     };
     (sql, floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://patd:s3cr@t@db:5432/patd?sslmode=require"),
+            "postgres://patd:***@db:5432/patd?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("postgres://patd@db/patd"),
+            "postgres://patd@db/patd"
+        );
+        assert_eq!(redact_url("sqlite://patd.db"), "sqlite://patd.db");
+        assert_eq!(
+            redact_url("sqlite://data/a:b@c.db"),
+            "sqlite://data/a:b@c.db"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 }

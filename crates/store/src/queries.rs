@@ -418,6 +418,25 @@ where
 
     /// One statement for the whole batch: the values travel as a table that the `UPDATE` joins,
     /// and the write stays conditional per PAT so that concurrent nodes write once.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(self.reader).await?;
+        Ok(())
+    }
+
+    pub(crate) fn pool_stats(&self) -> crate::PoolStats {
+        let mut pools = vec![self.reader];
+        if !std::ptr::eq(self.reader, self.writer) {
+            pools.push(self.writer);
+        }
+        pools.iter().fold(crate::PoolStats::default(), |sum, pool| {
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            crate::PoolStats {
+                in_use: sum.in_use + pool.size().saturating_sub(idle),
+                idle: sum.idle + idle,
+            }
+        })
+    }
+
     pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
         if uses.is_empty() {
             return Ok(0);
@@ -678,6 +697,14 @@ macro_rules! store_by_queries {
                 value: &str,
             ) -> Result<String, $crate::StoreError> {
                 self.queries().setting_or_insert(key, value).await
+            }
+
+            async fn ping(&self) -> Result<(), $crate::StoreError> {
+                self.queries().ping().await
+            }
+
+            fn pool_stats(&self) -> $crate::PoolStats {
+                self.queries().pool_stats()
             }
 
             async fn subscribe(

@@ -27,6 +27,10 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     pub fn start(database: &str, extra: &[&str], log_level: &str) -> ServerProcess {
         let mut server = ServerProcess::spawn(database, extra, log_level);
         server.wait_listening();
@@ -77,7 +81,9 @@ impl ServerProcess {
             let text = self.stderr.lock().unwrap().clone();
             if let Some(at) = text.find("patd listening on ") {
                 let rest = &text[at + "patd listening on ".len()..];
-                break rest.split_whitespace().next().unwrap().to_owned();
+                // Text logs end the URL with a space, JSON logs with a quote.
+                let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap();
+                break rest[..end].to_owned();
             }
             if started.elapsed() > Duration::from_secs(20) {
                 let _ = self.child.kill();

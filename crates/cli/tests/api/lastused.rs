@@ -115,6 +115,12 @@ impl Store for CountingStore {
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.inner.setting_or_insert(key, value).await
     }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    fn pool_stats(&self) -> patd_store::PoolStats {
+        self.inner.pool_stats()
+    }
     async fn subscribe(
         &self,
     ) -> Result<Option<tokio::sync::mpsc::Receiver<StoreEvent>>, StoreError> {

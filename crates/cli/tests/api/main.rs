@@ -33,6 +33,8 @@ mod limits;
 mod nodes;
 /// The OpenAPI document against the router.
 mod openapi;
+/// Health, metrics, logs, TLS and trusted proxies (E3).
+mod ops;
 /// PostgreSQL cut and restored under a running node.
 mod outage;
 /// Paging and sorting.

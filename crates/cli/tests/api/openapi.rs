@@ -1,4 +1,5 @@
-//! The OpenAPI document covers every route the router serves, with the right methods.
+//! The OpenAPI document covers every route the router serves, with the right methods, statuses
+//! and unique operation ids; the route table is what the router really does.
 
 use crate::helpers::*;
 use reqwest::Method;
@@ -32,9 +33,12 @@ async fn every_route_is_documented_with_its_methods_and_errors() {
     assert_eq!(document["openapi"], "3.1.0");
 
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             documented.insert((path.clone(), method.to_uppercase()));
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(operation_ids.insert(id.to_owned()), "{id} is unique");
             let responses = operation["responses"].as_object().unwrap();
             for status in ["405", "500", "503"] {
                 assert!(

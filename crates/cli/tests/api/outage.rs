@@ -12,8 +12,8 @@ use tokio::task::AbortHandle;
 /// A proxy to `upstream`. Cut: every proxied connection is dropped and new ones are accepted but
 /// never answered (as a partition looks). Restored: the held connections are dropped and new ones
 /// are proxied again.
-struct Proxy {
-    port: u16,
+pub struct Proxy {
+    pub port: u16,
     state: Arc<Mutex<ProxyState>>,
 }
 
@@ -25,7 +25,7 @@ struct ProxyState {
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Proxy {
+    pub async fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state: Arc<Mutex<ProxyState>> = Arc::default();
@@ -54,7 +54,7 @@ impl Proxy {
         Proxy { port, state }
     }
 
-    fn cut(&self) {
+    pub fn cut(&self) {
         let mut state = self.state.lock().unwrap();
         state.cut = true;
         for task in state.forwarding.drain(..) {
@@ -62,7 +62,7 @@ impl Proxy {
         }
     }
 
-    fn restore(&self) {
+    pub fn restore(&self) {
         let mut state = self.state.lock().unwrap();
         state.cut = false;
         state.held.clear();
@@ -70,7 +70,7 @@ impl Proxy {
 }
 
 /// A fresh schema, a proxy in front of its server, and the URL that goes through the proxy.
-async fn behind_proxy() -> Option<(String, String, Proxy)> {
+pub async fn behind_proxy() -> Option<(String, String, Proxy)> {
     let Some(base) = postgres_url() else {
         eprintln!("skipped: PATD_TEST_POSTGRES_URL is not set, so the outage tests did not run");
         return None;

@@ -1,42 +1,72 @@
 //! The token endpoint (CONTRACT §5) and the two discovery documents.
 
-use super::Routes;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
+use crate::openapi::{Always, TooLarge, TooMany};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use axum::http::{HeaderValue, Method};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use patd_core::exchange::decide;
 use patd_core::ids::PatId;
 use patd_core::secret::Secret;
-use patd_proto::{OAuthInfo, TokenRequest, TokenResponse};
+use patd_proto::{OAuthErrorBody, OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes(routes: Routes) -> Routes {
-    routes
-        .add("/oauth/token", &[Method::POST], post(token))
-        .add("/oauth/info", &[Method::GET], get(info))
-        .add("/.well-known/jwks.json", &[Method::GET], get(jwks))
+pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    api.routes(routes!(token))
+        .routes(routes!(info))
+        .routes(routes!(jwks))
 }
 
+/// Exchange a PAT for an access token
+///
+/// The client credentials come in a form or multipart body, the query string, or HTTP Basic.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    operation_id = "token",
+    // Named by reference, so that the body is optional: the query string or Basic may carry it all.
+    request_body(content(
+        (ref("#/components/schemas/TokenRequest") = "application/x-www-form-urlencoded"),
+        (ref("#/components/schemas/TokenRequest") = "multipart/form-data")
+    )),
+    responses(
+        (status = 200, description = "An access token", body = TokenResponse,
+            headers(("Cache-Control" = String))),
+        (status = 400, description = "invalid_request or unsupported_grant_type",
+            body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: the same answer for every bad credential",
+            body = OAuthErrorBody),
+        TooLarge, TooMany, Always
+    )
+)]
 async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
-    let credentials = read_credentials(request).await?;
-    exchange(&state, credentials, peer).await
+    let peer = crate::context::with_request(|context| context.client_ip).flatten();
+    let answer = match read_credentials(request).await {
+        Ok(credentials) => exchange(&state, credentials, peer).await,
+        Err(err) => Err(err),
+    };
+    let outcome = match &answer {
+        Ok(_) => "ok",
+        Err(ApiError::InvalidClient) => "invalid_client",
+        Err(ApiError::RateLimited(_)) => "rate_limited",
+        Err(_) => "invalid_request",
+    };
+    metrics::counter!(crate::metrics::EXCHANGES, "outcome" => outcome).increment(1);
+    answer
 }
 
 async fn exchange(
@@ -62,6 +92,7 @@ async fn exchange(
     else {
         return Err(ApiError::InvalidClient);
     };
+    crate::context::note_client_id(pat_id.as_str());
     state
         .limits
         .check_request(pat_id.as_str(), "oauth")
@@ -208,6 +239,14 @@ fn basic_credentials(request: &Request) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
+/// The tenant and its token endpoint
+#[utoipa::path(
+    get,
+    path = "/oauth/info",
+    tag = "oauth",
+    operation_id = "info",
+    responses((status = 200, description = "Tenant information", body = OAuthInfo), Always)
+)]
 async fn info(State(state): State<AppState>) -> Json<OAuthInfo> {
     let base = state.config.public_url.trim_end_matches('/');
     Json(OAuthInfo {
@@ -221,6 +260,14 @@ async fn info(State(state): State<AppState>) -> Json<OAuthInfo> {
     })
 }
 
+/// The public keys that verify access tokens (JWK set)
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "oauth",
+    operation_id = "jwks",
+    responses((status = 200, description = "A JWK set", body = Object), Always)
+)]
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
     Json(state.keys.current().jwks().clone())
 }

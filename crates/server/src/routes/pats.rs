@@ -1,17 +1,17 @@
-//! The PAT operations: list, create, patch, delete. Each handler authorizes through
+//! The PAT operations: list, create, patch, delete, bulk update. Each handler authorizes through
 //! `patd_core::authz`, applies the domain's rules and talks to the store.
 
-use super::Routes;
+use super::{under_prefix, PAT_PREFIXES};
 use crate::cache::{ListAnswer, ListKey};
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, JsonBody, PatchBody, PathId, QueryParams};
+use crate::openapi::{Always, Bearer, Missing, TooLarge, TooMany};
 use crate::service;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
 use axum::{Extension, Json};
 use patd_core::authz::OwnerParam;
 use patd_core::bulk;
@@ -24,50 +24,57 @@ use patd_core::rights::Right;
 use patd_core::Rule;
 use patd_proto::{
     BulkUpdateRequest, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
-    GetPersonalAccessTokenResponse,
+    GetPersonalAccessTokenResponse, JsonPatchOperation,
 };
 use patd_store::{OwnedPat, PatQuery, StoreError};
 use serde::Deserialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes of one prefix; the family rides along as an extension.
-pub(super) fn routes(routes: Routes, prefix: &str, family: Family) -> Routes {
-    routes
-        .add(
-            prefix,
-            &[Method::GET, Method::POST],
-            get(list).post(create).layer(Extension(family)),
-        )
-        .add(
-            &format!("{prefix}/{{id}}"),
-            &[Method::PATCH, Method::DELETE],
-            patch(patch_pat).delete(delete_pat).layer(Extension(family)),
-        )
+/// The PAT routes of every prefix, and the bulk update.
+pub(super) fn routes(mut api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    for prefix in PAT_PREFIXES {
+        api = under_prefix(api, prefix, routes!(list, create));
+        api = under_prefix(api, prefix, routes!(patch_pat, delete_pat));
+    }
+    api.routes(routes!(bulk_update))
 }
 
-/// The path of the bulk update, on `/personal-access-tokens/v1` only.
-pub const BULK_UPDATE_PATH: &str = "/personal-access-tokens/v1/bulk-update";
-
-pub(super) fn bulk_routes(routes: Routes) -> Routes {
-    routes.add(
-        BULK_UPDATE_PATH,
-        &[Method::PATCH, Method::POST],
-        patch(bulk_update).post(bulk_update),
-    )
-}
-
-#[derive(Debug, Deserialize)]
+/// The list query; each field is a parameter in the document.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// 'me', an identity id, or absent for the whole tenant
     #[serde(rename = "owner-id")]
     owner_id: Option<String>,
+    /// SailPoint filter grammar on lastUsed, created, expirationDate, name, managed
     filters: Option<String>,
+    /// name, created, lastUsed, expirationDate; '-' for descending
     sorters: Option<String>,
+    /// 0 to 250, default 250
     limit: Option<String>,
+    /// default 0
     offset: Option<String>,
+    /// true: the total in X-Total-Count
     count: Option<String>,
 }
 
+/// List personal access tokens
+#[utoipa::path(
+    get,
+    path = "",
+    operation_id = "listPersonalAccessTokens",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The PATs", body = [GetPersonalAccessTokenResponse],
+            headers(("X-Total-Count" = i64, description = "With count=true: how many match"))),
+        Bearer, TooMany, Always
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     Extension(family): Extension<Family>,
@@ -142,6 +149,19 @@ async fn list(
     Ok(response)
 }
 
+/// Create a personal access token
+#[utoipa::path(
+    post,
+    path = "",
+    operation_id = "createPersonalAccessToken",
+    request_body = CreatePersonalAccessTokenRequest,
+    responses(
+        (status = 200, description = "The new PAT, with its secret: shown this once",
+            body = CreatePersonalAccessTokenResponse),
+        Bearer, TooLarge, TooMany, Always
+    ),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     Extension(family): Extension<Family>,
@@ -180,6 +200,7 @@ async fn create(
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
+    crate::audit::log_committed("pat.created", &caller.identity_id, &created.id);
     Ok(Json(created))
 }
 
@@ -196,6 +217,22 @@ async fn modifiable(
     Ok(owned)
 }
 
+/// Patch a personal access token with RFC 6902 operations
+#[utoipa::path(
+    patch,
+    path = "/{id}",
+    operation_id = "patchPersonalAccessToken",
+    params(("id" = String, Path, description = "The PAT's id")),
+    request_body(content(
+        (Vec<JsonPatchOperation> = "application/json-patch+json"),
+        (Vec<JsonPatchOperation> = "application/json")
+    )),
+    responses(
+        (status = 200, description = "The patched PAT", body = GetPersonalAccessTokenResponse),
+        Bearer, Missing, TooLarge, TooMany, Always
+    ),
+    security(("bearer" = []))
+)]
 async fn patch_pat(
     State(state): State<AppState>,
     Extension(family): Extension<Family>,
@@ -213,6 +250,7 @@ async fn patch_pat(
         }
         other => other?,
     }
+    crate::audit::log_committed("pat.updated", &caller.identity_id, updated.id.as_str());
     let owned = OwnedPat {
         pat: updated,
         owner_name: owned.owner_name,
@@ -220,6 +258,15 @@ async fn patch_pat(
     Ok(Json(convert::get_response(&owned, family)))
 }
 
+/// Delete a personal access token; its access tokens stop working at once
+#[utoipa::path(
+    delete,
+    path = "/{id}",
+    operation_id = "deletePersonalAccessToken",
+    params(("id" = String, Path, description = "The PAT's id")),
+    responses((status = 204, description = "Deleted"), Bearer, Missing, TooMany, Always),
+    security(("bearer" = []))
+)]
 async fn delete_pat(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -230,12 +277,26 @@ async fn delete_pat(
     // Every token minted from it fails from now on.
     state.pats.invalidate(&owned.pat.id).await;
     if deleted? {
+        crate::audit::log_committed("pat.deleted", &caller.identity_id, owned.pat.id.as_str());
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
     }
 }
 
+/// Apply one patch to up to 25 PATs, all or nothing
+#[utoipa::path(
+    method(patch, post),
+    path = "/personal-access-tokens/v1/bulk-update",
+    tag = "personal-access-tokens-v1",
+    operation_id = "bulkUpdatePersonalAccessTokens",
+    request_body = BulkUpdateRequest,
+    responses(
+        (status = 200, description = "The updated PATs", body = [GetPersonalAccessTokenResponse]),
+        Bearer, TooLarge, TooMany, Always
+    ),
+    security(("bearer" = []))
+)]
 async fn bulk_update(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -283,6 +344,9 @@ async fn bulk_update(
         state.pats.invalidate(&record.id).await;
     }
     result?;
+    for record in &records {
+        crate::audit::log_committed("pat.updated", &caller.identity_id, record.id.as_str());
+    }
     Ok(Json(
         updated
             .iter()

@@ -1,0 +1,150 @@
+//! The Prometheus series of EXTENSIONS E3: their names, the process-wide recorder, and the
+//! scrape, which reads the gauges (queues, pools) from the state when it is asked for them.
+//!
+//! Counters are bumped where things happen (the request log, the exchange, the PAT cache, the
+//! rate limits); gauges that describe the state are read only at scrape time, so that keeping
+//! them costs the request path nothing.
+
+use crate::state::AppState;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Requests by route template, method and status.
+pub const REQUESTS: &str = "patd_http_requests_total";
+/// Request latency by route template, in seconds.
+pub const LATENCY: &str = "patd_http_request_duration_seconds";
+/// Token exchanges by outcome: `ok`, `invalid_client`, `rate_limited`, `invalid_request`.
+pub const EXCHANGES: &str = "patd_token_exchanges_total";
+/// PAT cache lookups that found the record in memory, and those that read the database.
+pub const CACHE_HITS: &str = "patd_pat_cache_hits_total";
+pub const CACHE_MISSES: &str = "patd_pat_cache_misses_total";
+/// Requests refused by a rate limit, by limit: `request`, `exchange_failures`,
+/// `unknown_client_failures`.
+pub const RATE_LIMITED: &str = "patd_rate_limit_refusals_total";
+const LAST_USED_PENDING: &str = "patd_last_used_writes_pending";
+const OUTBOX_DELIVERIES: &str = "patd_outbox_deliveries_total";
+const OUTBOX_DEPTH: &str = "patd_outbox_queue_depth";
+const POOL: &str = "patd_db_pool_connections";
+const BUILD: &str = "patd_build_info";
+
+/// Latency buckets in seconds: an exchange answers in well under a millisecond, a list over a
+/// million PATs in tens of milliseconds, a stalled database in seconds.
+const BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The process's recorder, installed by the first server state built in it. One process holds
+/// one set of series, as Prometheus scrapes a process; tests that run several nodes in one
+/// process see their sums.
+pub fn install() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(LATENCY.to_owned()), &BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder already installed (an embedding program's) keeps its place; this
+        // handle then renders an empty page rather than failing the server.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        REQUESTS,
+        "HTTP requests by route template, method and status"
+    );
+    metrics::describe_histogram!(
+        LATENCY,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route template"
+    );
+    metrics::describe_counter!(EXCHANGES, "Token exchanges by outcome");
+    metrics::describe_counter!(CACHE_HITS, "PAT lookups answered from memory");
+    metrics::describe_counter!(CACHE_MISSES, "PAT lookups that read the database");
+    metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    metrics::describe_gauge!(
+        LAST_USED_PENDING,
+        "lastUsed writes queued and not yet stored"
+    );
+    metrics::describe_counter!(OUTBOX_DELIVERIES, "Outbox deliveries by outcome");
+    metrics::describe_gauge!(OUTBOX_DEPTH, "Outbox entries waiting for delivery");
+    metrics::describe_gauge!(POOL, "Database connections by state (in_use, idle)");
+    metrics::describe_gauge!(BUILD, "Always 1; the version is a label");
+    metrics::gauge!(BUILD, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Series that exist from the start, so that alerts on them have something to read before
+    // the first event: exchanges and refusals at zero, and the outbox, which has no deliveries
+    // to make until webhooks exist.
+    for outcome in ["ok", "invalid_client", "rate_limited", "invalid_request"] {
+        metrics::counter!(EXCHANGES, "outcome" => outcome).absolute(0);
+    }
+    for outcome in ["delivered", "failed"] {
+        metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).absolute(0);
+    }
+    metrics::gauge!(OUTBOX_DEPTH).set(0.0);
+    metrics::counter!(CACHE_HITS).absolute(0);
+    metrics::counter!(CACHE_MISSES).absolute(0);
+}
+
+/// The exposition text: the gauges read from `state` now, then every series.
+pub fn render(state: &AppState) -> String {
+    let handle = install();
+    metrics::gauge!(LAST_USED_PENDING).set(state.last_used.pending() as f64);
+    let pools = state.store.pool_stats();
+    metrics::gauge!(POOL, "state" => "in_use").set(f64::from(pools.in_use));
+    metrics::gauge!(POOL, "state" => "idle").set(f64::from(pools.idle));
+    handle.render()
+}
+
+/// Counts one answered request, with its route template (`unmatched` for paths no route has,
+/// so that made-up paths cannot grow the series).
+pub(crate) fn request(route: Option<&str>, method: &axum::http::Method, status: u16, seconds: f64) {
+    let route = route.unwrap_or("unmatched").to_owned();
+    let method = known_method(method);
+    let status = status_label(status);
+    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!(LATENCY, "route" => route).record(seconds);
+}
+
+/// The method as a label from a fixed set: a client can send any token as a method.
+fn known_method(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The status as a static label, without formatting a number per request.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        100..=299 => "2xx",
+        300..=399 => "3xx",
+        402..=499 => "4xx",
+        _ => "5xx",
+    }
+}
