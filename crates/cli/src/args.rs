@@ -48,12 +48,25 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Print a shell completion script, e.g. `patd completions bash > /etc/bash_completion.d/patd`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `patd man | man -l -`; with --dir, write one
+    /// page per command into that directory instead.
+    Man {
+        /// Write patd.1, patd-serve.1, patd-key-retire.1, … into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct DatabaseArg {
     /// The database: `sqlite://PATH` (the file is created if missing) or
-    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`. Its value is never shown in help or errors
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (shared by every node; `postgresql://`
+    /// too). Migrations are applied when it is opened. Its value is never shown in help or errors
     /// with the password.
     #[arg(
         long = "database",
@@ -66,6 +79,7 @@ pub struct DatabaseArg {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The address and port to listen on; port 0 picks a free one (the log line says which).
     #[arg(long, env = "PATD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     #[command(flatten)]
@@ -89,6 +103,7 @@ pub struct ServeArgs {
     /// `off`; past it they get 429. Default 100/60, or off when --rate-limit is off.
     #[arg(long, env = "PATD_UNKNOWN_CLIENT_FAILURE_LIMIT", value_parser = Limit::parse)]
     pub unknown_client_failure_limit: Option<Limit>,
+    /// How many non-managed PATs one owner may have; one more is refused with 400.
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
@@ -246,6 +261,23 @@ pub enum KeyCommand {
         #[command(flatten)]
         kek: KekArgs,
     },
+    /// List the signing keys: the current one (which signs), the others that still verify, and
+    /// the retired ones.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Retire a signing key: it stops verifying on every running node at once (the tokens it
+    /// signed get 401) and leaves the JWK set. The current key cannot be retired: rotate first.
+    Retire {
+        /// The key's id (`kid`), as `patd key list` shows it.
+        kid: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Seal every stored signing key with a new key-encryption key, in one transaction; keys
     /// stored in the clear are sealed too. Nothing is written unless every key opens with --old.
     /// Then restart every node with the new key-encryption key.
@@ -265,13 +297,22 @@ pub enum KeyCommand {
 pub enum IdentityCommand {
     /// Create an identity and print it as JSON.
     Create(IdentityCreate),
+    /// List every identity, by name.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct IdentityCreate {
+    /// The identity's name, unique in the tenant (the owner name PATs show).
     #[arg(long)]
     pub name: String,
-    /// USER or ORG_ADMIN.
+    /// The user level: USER (the two my-personal-access-tokens rights) or ORG_ADMIN (every right).
     #[arg(long, default_value = "USER")]
     pub level: String,
     /// An extra right, `idn:` or `sp:` form; repeatable.
@@ -285,6 +326,17 @@ pub struct IdentityCreate {
 pub enum TokenCommand {
     /// Create a PAT and print it, with its secret, as JSON.
     Create(TokenCreate),
+    /// List PATs, managed ones included: one owner's, or everyone's.
+    List {
+        /// Only this owner's PATs: an identity id or name.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Print JSON (GetPersonalAccessTokenResponse objects) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +344,7 @@ pub struct TokenCreate {
     /// The owner's identity id or name.
     #[arg(long)]
     pub owner: String,
+    /// The PAT's name, unique among the owner's PATs.
     #[arg(long)]
     pub name: String,
     /// A scope entry; repeatable (default `sp:scopes:all`).
@@ -300,13 +353,14 @@ pub struct TokenCreate {
     /// accessTokenValiditySeconds, 15 to 43200 (default 43200).
     #[arg(long)]
     pub validity: Option<i64>,
-    /// An RFC 3339 date-time (UTC when it has no offset), or `never` (default: 6 calendar months
-    /// from now).
+    /// When it expires: an RFC 3339 date-time (UTC when it has no offset), a date (`2027-01-31`:
+    /// the end of that day, 23:59:59.999 UTC), or `never` (default: 6 calendar months from now).
     #[arg(long)]
     pub expires: Option<String>,
     /// A managed PAT: hidden from lists without the managed right, not counted in the limit.
     #[arg(long)]
     pub managed: bool,
+    /// How many non-managed PATs the owner may have; one more is refused.
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
     #[command(flatten)]
@@ -331,10 +385,24 @@ impl TokenCreate {
     }
 }
 
-/// Reads an `--expires` date-time by the rule the server applies to every client date-time.
+/// Reads an `--expires` value: a date-time by the rule the server applies to every client
+/// date-time, or a plain date (`2027-01-31`), which means the end of that day in UTC
+/// (`2027-01-31T23:59:59.999Z`, the last millisecond patd stores), so a PAT given a date works
+/// all that day, as GitHub's token expiry dates do.
 pub fn expires_at(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
-    patd_proto::timestamp::parse(raw).map_err(|err| {
-        anyhow::anyhow!("--expires '{raw}' is not an RFC 3339 date-time or 'never': {err}")
+    let text = raw.trim();
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if text.len() == 10 {
+        if let Ok(date) = time::Date::parse(text, &date_format) {
+            let end_of_day = time::Time::from_hms_milli(23, 59, 59, 999)
+                .map_err(|err| anyhow::anyhow!("--expires '{raw}': {err}"))?;
+            return Ok(date.with_time(end_of_day).assume_utc());
+        }
+    }
+    patd_proto::timestamp::parse(text).map_err(|err| {
+        anyhow::anyhow!(
+            "--expires '{raw}' is not an RFC 3339 date-time, a date (YYYY-MM-DD) or 'never': {err}"
+        )
     })
 }
 
@@ -360,6 +428,66 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(parse_duration(raw).ok(), want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_plain_expiry_date_is_the_end_of_that_day_in_utc() {
+        let at = expires_at("2027-01-31").unwrap();
+        assert_eq!(
+            patd_proto::timestamp::format(at),
+            "2027-01-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            patd_proto::timestamp::format(expires_at("2027-01-31T08:00:00+02:00").unwrap()),
+            "2027-01-31T06:00:00.000Z"
+        );
+        for bad in ["2027-02-30", "2027-1-31", "31/01/2027", "tomorrow"] {
+            assert!(expires_at(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_flag_and_command_says_what_it_is_for() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let helped = arg
+                    .get_help()
+                    .is_some_and(|help| !help.to_string().trim().is_empty());
+                if !helped {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "patd",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        let database = <Cli as clap::CommandFactory>::command()
+            .find_subcommand("serve")
+            .and_then(|serve| {
+                serve
+                    .get_arguments()
+                    .find(|arg| arg.get_id() == "database")
+                    .and_then(|arg| arg.get_help().map(ToString::to_string))
+            })
+            .unwrap();
+        assert!(database.contains("sqlite://PATH") && database.contains("postgres://"));
     }
 
     #[test]

@@ -5,11 +5,15 @@
 mod args;
 /// `patd audit list`.
 mod audit;
+/// The administration commands, completions and the manual page.
+mod commands;
+/// What the commands print, and how a failure reads.
+mod output;
 /// `patd pat …`: client commands on `patd-client`.
 mod pat;
 
 use anyhow::Context;
-use args::{Command, IdentityCommand, KeyCommand, ServeArgs, TokenCommand};
+use args::{Command, ServeArgs};
 use clap::Parser;
 use patd_server::{admin, AppState, ServerConfig};
 use std::process::ExitCode;
@@ -25,8 +29,10 @@ async fn main() -> ExitCode {
     let cli = args::Cli::parse();
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`patd pat list | head`): what it wanted it has.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("patd: {err:#}");
+            eprintln!("patd: {}", output::error_line(&err));
             ExitCode::FAILURE
         }
     }
@@ -38,52 +44,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Audit {
             command: args::AuditCommand::List(list),
         } => audit::run(list).await,
-        Command::Key {
-            command: KeyCommand::Rotate { database, kek },
-        } => {
-            let kek = kek.load()?;
-            let store = patd_store::connect(&database.database).await?;
-            let kid = patd_server::keys::rotate(store.as_ref(), kek.as_deref()).await?;
-            let sealed_with = kek.as_ref().map(|kek| kek.id());
-            println!(
-                "{}",
-                serde_json::json!({ "kid": kid, "sealedWith": sealed_with })
-            );
-            Ok(())
-        }
-        Command::Key {
-            command: KeyCommand::RotateKek { old, new, database },
-        } => {
-            let old = args::read_kek_file(&old)?;
-            let new = args::read_kek_file(&new)?;
-            let store = patd_store::connect(&database.database).await?;
-            let sealed = patd_server::keys::rotate_kek(store.as_ref(), &old, &new).await?;
-            println!(
-                "{}",
-                serde_json::json!({ "sealed": sealed, "sealedWith": new.id() })
-            );
-            Ok(())
-        }
+        Command::Key { command } => commands::key(command).await,
         Command::Serve(serve_args) => serve(*serve_args).await,
-        Command::Identity {
-            command: IdentityCommand::Create(create),
-        } => {
-            let store = patd_store::connect(&create.database.database).await?;
-            let view =
-                admin::create_identity(store.as_ref(), &create.name, &create.level, &create.rights)
-                    .await?;
-            println!("{}", serde_json::to_string(&view)?);
-            Ok(())
-        }
-        Command::Token {
-            command: TokenCommand::Create(create),
-        } => {
-            let store = patd_store::connect(&create.database.database).await?;
-            let owner = create.owner.clone();
-            let created = admin::create_token(store.as_ref(), &owner, create.options()?).await?;
-            println!("{}", serde_json::to_string(&created)?);
-            Ok(())
-        }
+        Command::Identity { command } => commands::identity(command).await,
+        Command::Token { command } => commands::token(command).await,
+        Command::Completions { shell } => commands::completions(shell),
+        Command::Man { dir } => commands::man(dir.as_deref()),
     }
 }
 

@@ -2,6 +2,8 @@
 //! SDKs and CLI (`SAIL_BASE_URL`, `SAIL_CLIENT_ID`, `SAIL_CLIENT_SECRET`).
 
 use crate::args::expires_at;
+use crate::commands::pat_table;
+use crate::output;
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use patd_client::{
@@ -41,6 +43,15 @@ pub struct PatArgs {
     pub command: PatCommand,
 }
 
+/// A `--limit`: a whole number, at least 1.
+fn parse_limit(raw: &str) -> Result<u64, String> {
+    match raw.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(limit) => Ok(limit),
+        Err(_) => Err("not a whole number".to_owned()),
+    }
+}
+
 fn parse_api(raw: &str) -> Result<ApiVersion, String> {
     ApiVersion::parse(raw)
         .ok_or_else(|| format!("'{raw}' is not one of v3, beta, v2024, v2025, v1"))
@@ -50,6 +61,7 @@ fn parse_api(raw: &str) -> Result<ApiVersion, String> {
 pub enum PatCommand {
     /// Create a PAT; its secret is printed once.
     Create {
+        /// The PAT's name, unique among the caller's PATs.
         #[arg(long)]
         name: String,
         /// A scope entry; repeatable (default sp:scopes:all).
@@ -58,34 +70,43 @@ pub enum PatCommand {
         /// accessTokenValiditySeconds, 15 to 43200.
         #[arg(long)]
         validity: Option<i64>,
-        /// An RFC 3339 date-time (UTC when it has no offset), or `never` (v2025 and v1 only);
+        /// When it expires: an RFC 3339 date-time (UTC when it has no offset), a date
+        /// (`2027-01-31`: the end of that day, 23:59:59.999 UTC), or `never` (v2025 and v1 only);
         /// default 6 months from now.
         #[arg(long)]
         expires: Option<String>,
     },
-    /// List PATs.
+    /// List PATs: every page, 250 at a time, unless --limit asks for fewer.
     List {
         /// `me`, an identity id, or `all` for the whole tenant.
         #[arg(long, default_value = "me")]
         owner: String,
+        /// A SailPoint filter, e.g. `name sw "ci" and lastUsed isnull`.
         #[arg(long)]
         filters: Option<String>,
+        /// Sort by `name`, `created`, `lastUsed` or `expirationDate`, comma-separated, `-` for
+        /// descending (default `created`).
         #[arg(long)]
         sorters: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
+        /// List at most this many PATs (default: all of them).
+        #[arg(long, value_parser = parse_limit)]
+        limit: Option<u64>,
+        /// Skip this many PATs first.
         #[arg(long)]
         offset: Option<u64>,
     },
     /// Change a PAT's name, scope or expiry, or apply raw JSON Patch operations.
     Patch {
+        /// The PAT's id.
         id: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
         /// Replaces the whole scope; repeatable.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// An RFC 3339 date-time (UTC when it has no offset), or `never` (v2025 and v1 only).
+        /// A new expiry: an RFC 3339 date-time (UTC when it has no offset), a date (the end of
+        /// that day, UTC), or `never` (v2025 and v1 only).
         #[arg(long)]
         expires: Option<String>,
         /// A raw RFC 6902 operation as JSON; repeatable.
@@ -93,13 +114,17 @@ pub enum PatCommand {
         operations: Vec<String>,
     },
     /// Delete a PAT; its access tokens stop working at once.
-    Delete { id: String },
+    Delete {
+        /// The PAT's id.
+        id: String,
+    },
     /// Change the expiry of up to 25 PATs at once, all or nothing.
     BulkUpdate {
         /// A PAT id; repeatable.
         #[arg(long = "id", required = true)]
         ids: Vec<String>,
-        /// An RFC 3339 date-time (UTC when it has no offset), or `never`.
+        /// The new expiry: an RFC 3339 date-time (UTC when it has no offset), a date (the end of
+        /// that day, UTC), or `never`.
         #[arg(long)]
         expires: String,
     },
@@ -136,9 +161,9 @@ pub async fn run(args: PatArgs) -> anyhow::Result<()> {
             };
             let created = client.create(args.api, &request).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&created)?);
+                output::json_pretty(&created)?;
             } else {
-                print_created(&created);
+                print_created(&created)?;
             }
             eprintln!("Copy the secret now: it is shown this once and cannot be shown again.");
         }
@@ -153,15 +178,15 @@ pub async fn run(args: PatArgs) -> anyhow::Result<()> {
                 owner_id: (owner != "all").then_some(owner),
                 filters,
                 sorters,
-                limit,
+                limit: None,
                 offset,
                 count: false,
             };
-            let page = client.list(args.api, &options).await?;
+            let pats = list_all(&client, args.api, options, limit).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&page.items)?);
+                output::json_pretty(&pats)?;
             } else {
-                print_table(&page.items);
+                output::line(&pat_table(&pats))?;
             }
         }
         PatCommand::Patch {
@@ -208,17 +233,17 @@ pub async fn run(args: PatArgs) -> anyhow::Result<()> {
             }
             let patched = client.patch(args.api, &id, &ops).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&patched)?);
+                output::json_pretty(&patched)?;
             } else {
-                print_table(std::slice::from_ref(&patched));
+                output::line(&pat_table(std::slice::from_ref(&patched)))?;
             }
         }
         PatCommand::Delete { id } => {
             client.delete(args.api, &id).await?;
             if args.json {
-                println!("{}", serde_json::json!({"deleted": id}));
+                output::json(&serde_json::json!({"deleted": id}))?;
             } else {
-                println!("deleted {id}");
+                output::line(&format!("deleted {id}"))?;
             }
         }
         PatCommand::BulkUpdate { ids, expires } => {
@@ -239,14 +264,54 @@ pub async fn run(args: PatArgs) -> anyhow::Result<()> {
             };
             let updated = client.bulk_update(&ids, &ops).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&updated)?);
+                output::json_pretty(&updated)?;
             } else {
-                print_table(&updated);
+                output::line(&pat_table(&updated))?;
             }
         }
     }
     Ok(())
 }
+
+/// Every PAT the list matches, a page of at most 250 (the API's largest) at a time, from
+/// `options.offset` on, until a page comes back short or `limit` PATs are in hand. Paging is by
+/// offset in a total order (the sorters, then `id`), so a PAT created meanwhile can only push
+/// others to a later page: one seen twice is kept once.
+async fn list_all(
+    client: &Client,
+    api: ApiVersion,
+    mut options: ListOptions,
+    limit: Option<u64>,
+) -> anyhow::Result<Vec<GetPersonalAccessTokenResponse>> {
+    let mut pats: Vec<GetPersonalAccessTokenResponse> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut offset = options.offset.unwrap_or(0);
+    loop {
+        let wanted = limit.map_or(u64::MAX, |limit| {
+            limit.saturating_sub(u64::try_from(pats.len()).unwrap_or(u64::MAX))
+        });
+        if wanted == 0 {
+            return Ok(pats);
+        }
+        let page_size = u32::try_from(wanted.min(u64::from(PAGE_SIZE))).unwrap_or(PAGE_SIZE);
+        options.limit = Some(page_size);
+        options.offset = Some(offset);
+        let page = client.list(api, &options).await?;
+        let received = page.items.len();
+        offset += u64::try_from(received).unwrap_or(u64::MAX);
+        pats.extend(
+            page.items
+                .into_iter()
+                .filter(|pat| seen.insert(pat.id.clone())),
+        );
+        if received < page_size as usize {
+            return Ok(pats);
+        }
+    }
+}
+
+/// The most a list request may ask for (CONTRACT §6).
+const PAGE_SIZE: u32 = 250;
 
 fn client(args: &PatArgs) -> anyhow::Result<Client> {
     let base_url = args
@@ -295,7 +360,7 @@ fn expires_text(at: Option<time::OffsetDateTime>) -> String {
     at.map_or_else(|| "never".to_owned(), timestamp::format)
 }
 
-fn print_created(created: &CreatePersonalAccessTokenResponse) {
+fn print_created(created: &CreatePersonalAccessTokenResponse) -> std::io::Result<()> {
     let rows = [
         ("id", created.id.clone()),
         ("name", created.name.clone()),
@@ -313,51 +378,7 @@ fn print_created(created: &CreatePersonalAccessTokenResponse) {
         ("secret", created.secret.clone()),
     ];
     for (label, value) in rows {
-        println!("{label:<9} {value}");
+        output::line(&format!("{label:<9} {value}"))?;
     }
-}
-
-fn print_table(items: &[GetPersonalAccessTokenResponse]) {
-    let header = [
-        "ID",
-        "NAME",
-        "OWNER",
-        "SCOPE",
-        "CREATED",
-        "LAST USED",
-        "EXPIRES",
-    ];
-    let rows: Vec<[String; 7]> = items
-        .iter()
-        .map(|pat| {
-            [
-                pat.id.clone(),
-                pat.name.clone(),
-                pat.owner.name.clone(),
-                pat.scope.join(" "),
-                timestamp::format(pat.created),
-                pat.last_used
-                    .map_or_else(|| "-".to_owned(), timestamp::format),
-                expires_text(pat.expiration_date),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|title| title.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    Ok(())
 }

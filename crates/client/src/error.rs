@@ -39,16 +39,32 @@ pub enum Error {
     Decode(String),
 }
 
+/// What an error body says, in one line: its causes (the contract gives one per error), or its
+/// message when it has none. Messages end in a period and causes do not; the period goes, so
+/// that the line reads as one sentence after the status.
 fn describe(body: &ErrorResponseDto) -> String {
-    let mut text = body
-        .messages
-        .first()
-        .map_or_else(|| body.detail_code.clone(), |message| message.text.clone());
-    for cause in &body.causes {
-        text.push_str("; ");
-        text.push_str(&cause.text);
+    let texts: Vec<&str> = if body.causes.is_empty() {
+        body.messages
+            .iter()
+            .take(1)
+            .map(|message| message.text.as_str())
+            .collect()
+    } else {
+        body.causes
+            .iter()
+            .map(|cause| cause.text.as_str())
+            .collect()
+    };
+    let texts: Vec<&str> = texts
+        .into_iter()
+        .map(|text| text.trim().trim_end_matches('.'))
+        .filter(|text| !text.is_empty())
+        .collect();
+    if texts.is_empty() {
+        body.detail_code.clone()
+    } else {
+        texts.join("; ")
     }
-    text
 }
 
 impl Error {
@@ -118,6 +134,48 @@ impl Error {
                 status: code,
                 body: body.to_owned(),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patd_proto::ErrorMessageDto;
+
+    fn body(message: &str, causes: &[&str]) -> ErrorResponseDto {
+        ErrorResponseDto {
+            detail_code: "400.1 Bad Request Content".to_owned(),
+            tracking_id: "0".repeat(32),
+            messages: vec![ErrorMessageDto::en(message)],
+            causes: causes
+                .iter()
+                .map(|cause| ErrorMessageDto::en(*cause))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_error_body_reads_as_its_cause_without_stray_punctuation() {
+        let cases = [
+            (
+                body(
+                    "The request was semantically invalid.",
+                    &["name must not be blank"],
+                ),
+                "name must not be blank",
+            ),
+            (
+                body("The server did not find it.", &[]),
+                "The server did not find it",
+            ),
+            (body("", &[]), "400.1 Bad Request Content"),
+            (body("x.", &["first.", "second"]), "first; second"),
+        ];
+        for (dto, want) in cases {
+            assert_eq!(describe(&dto), want);
+            let shown = Error::BadRequest(dto).to_string();
+            assert!(!shown.contains(".;") && !shown.ends_with('.'), "{shown}");
         }
     }
 }

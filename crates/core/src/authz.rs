@@ -16,8 +16,9 @@ pub struct Caller {
 /// Why an operation is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
-    /// The caller holds none of the rights the operation accepts.
-    Forbidden,
+    /// The caller holds none of the rights the operation accepts; any one of these would allow
+    /// it (the 403's cause names them).
+    Forbidden(&'static [Right]),
     /// The caller may not see the PAT.
     NotFound,
 }
@@ -58,6 +59,8 @@ const READ_OWN: &[Right] = &[
 ];
 const READ_ALL: &[Right] = &[Right::AllRead, Right::AllManage];
 const MANAGE_ANY: &[Right] = &[Right::MyManage, Right::AllManage];
+const MANAGE_OTHERS: &[Right] = &[Right::AllManage];
+const BULK_UPDATE: &[Right] = &[Right::AllUpdate];
 
 impl Caller {
     pub fn may_list(&self, owner: OwnerParam) -> Result<ListAccess, Denied> {
@@ -69,7 +72,7 @@ impl Caller {
         let own = owner.as_ref() == Some(&self.identity_id);
         let accepted = if own { READ_OWN } else { READ_ALL };
         if !self.rights.any_of(accepted) {
-            return Err(Denied::Forbidden);
+            return Err(Denied::Forbidden(accepted));
         }
         Ok(ListAccess {
             owner,
@@ -88,7 +91,16 @@ impl Caller {
         if self.rights.any_of(MANAGE_ANY) {
             Ok(())
         } else {
-            Err(Denied::Forbidden)
+            Err(Denied::Forbidden(MANAGE_ANY))
+        }
+    }
+
+    /// The bulk update (`all:update` only).
+    pub fn may_bulk_update(&self) -> Result<(), Denied> {
+        if self.rights.any_of(BULK_UPDATE) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(BULK_UPDATE))
         }
     }
 
@@ -100,10 +112,10 @@ impl Caller {
         }
         let own = pat.owner_id == self.identity_id;
         // `all:manage` covers the caller's own PATs as well as everyone else's.
-        if own || self.rights.contains(Right::AllManage) {
+        if own || self.rights.any_of(MANAGE_OTHERS) {
             Ok(())
         } else {
-            Err(Denied::Forbidden)
+            Err(Denied::Forbidden(MANAGE_OTHERS))
         }
     }
 
@@ -156,10 +168,15 @@ mod tests {
             (Level::User.rights(), &me, true, Err(Denied::NotFound)),
             (Level::OrgAdmin.rights(), &other, false, Ok(())),
             (Level::OrgAdmin.rights(), &other, true, Ok(())),
-            (read_only, &me, false, Err(Denied::Forbidden)),
-            (read_only, &other, false, Err(Denied::Forbidden)),
-            (all_read_my_manage, &other, false, Err(Denied::Forbidden)),
-            (Rights::NONE, &me, false, Err(Denied::Forbidden)),
+            (read_only, &me, false, Err(Denied::Forbidden(MANAGE_ANY))),
+            (read_only, &other, false, Err(Denied::Forbidden(MANAGE_ANY))),
+            (
+                all_read_my_manage,
+                &other,
+                false,
+                Err(Denied::Forbidden(&[Right::AllManage])),
+            ),
+            (Rights::NONE, &me, false, Err(Denied::Forbidden(MANAGE_ANY))),
         ];
         for (rights, owner, managed, want) in cases {
             assert_eq!(
@@ -189,9 +206,16 @@ mod tests {
         );
         assert_eq!(
             user.may_list(OwnerParam::Id(other.clone())),
-            Err(Denied::Forbidden)
+            Err(Denied::Forbidden(&[Right::AllRead, Right::AllManage]))
         );
-        assert_eq!(user.may_list(OwnerParam::Everyone), Err(Denied::Forbidden));
+        assert_eq!(
+            user.may_list(OwnerParam::Everyone),
+            Err(Denied::Forbidden(READ_ALL))
+        );
+        assert_eq!(
+            user.may_bulk_update(),
+            Err(Denied::Forbidden(&[Right::AllUpdate]))
+        );
         let admin = caller(Level::OrgAdmin.rights());
         assert_eq!(
             admin.may_list(OwnerParam::Everyone),

@@ -232,6 +232,26 @@ pub struct IdentityView {
     pub rights: Vec<String>,
 }
 
+/// One signing key, as `patd key list` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyView {
+    /// The JWT header's `kid`: the RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// Always `EdDSA` (Ed25519).
+    pub algorithm: String,
+    #[serde(with = "timestamp")]
+    pub created: OffsetDateTime,
+    /// When it was retired; null while it verifies.
+    #[serde(with = "timestamp::option")]
+    pub retired: Option<OffsetDateTime>,
+    /// Whether it is the key new tokens are signed with (the newest; a node started with
+    /// `--signing-key` signs with that file's key instead).
+    pub current: bool,
+    /// The id of the key-encryption key it is sealed with; null when stored in the clear.
+    pub sealed_with: Option<String>,
+}
+
 /// Body of `/personal-access-tokens/v1/bulk-update`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,15 +4,16 @@
 use crate::convert;
 use crate::service::{self, ServiceError};
 use patd_core::audit::{Actor, EventType, Target};
-use patd_core::expiry::{AdminExpiry, ExpiryRequest};
+use patd_core::expiry::{AdminExpiry, ExpiryRequest, Family};
 use patd_core::identity::Identity;
 use patd_core::ids::IdentityId;
+use patd_core::listing::{ListParams, ListRequest, MAX_LIMIT};
 use patd_core::name::IdentityName;
 use patd_core::pat::CreateInput;
 use patd_core::rights::{Level, Right, Rights};
 use patd_core::Rule;
-use patd_proto::{CreatePersonalAccessTokenResponse, IdentityView};
-use patd_store::{Store, StoreError};
+use patd_proto::{CreatePersonalAccessTokenResponse, GetPersonalAccessTokenResponse, IdentityView};
+use patd_store::{PatQuery, Store, StoreError};
 use time::OffsetDateTime;
 
 /// The identity an empty database gets, and the name of its first PAT.
@@ -66,23 +67,71 @@ pub struct TokenOptions {
     pub limit: u32,
 }
 
+/// `patd identity list`: every identity, by name.
+pub async fn list_identities(store: &dyn Store) -> Result<Vec<IdentityView>, ServiceError> {
+    Ok(store
+        .identities()
+        .await?
+        .iter()
+        .map(convert::identity_view)
+        .collect())
+}
+
+/// The identity whose id, or else whose name, is `owner`.
+async fn find_identity(store: &dyn Store, owner: &str) -> Result<Identity, ServiceError> {
+    let by_id = match IdentityId::parse(owner) {
+        Some(id) => store.identity(&id).await?,
+        None => None,
+    };
+    match by_id {
+        Some(identity) => Ok(identity),
+        None => Ok(store
+            .identity_by_name(owner)
+            .await?
+            .ok_or_else(|| Rule::UnknownIdentity(owner.to_owned()))?),
+    }
+}
+
+/// `patd token list`: every PAT of `owner` (an identity id or name), or of everyone, managed
+/// ones included, in the API's default order (`created`, then `id`), read a page at a time.
+pub async fn list_tokens(
+    store: &dyn Store,
+    owner: Option<&str>,
+) -> Result<Vec<GetPersonalAccessTokenResponse>, ServiceError> {
+    let owner = match owner {
+        Some(owner) => Some(find_identity(store, owner).await?.id),
+        None => None,
+    };
+    let mut tokens = Vec::new();
+    loop {
+        let query = PatQuery {
+            owner: owner.clone(),
+            include_managed: true,
+            request: ListRequest::parse(&ListParams {
+                offset: Some(&tokens.len().to_string()),
+                ..ListParams::default()
+            })?,
+        };
+        let page = store.list_pats(&query).await?;
+        let full = page.items.len() >= MAX_LIMIT as usize;
+        tokens.extend(
+            page.items
+                .iter()
+                .map(|owned| convert::get_response(owned, Family::NeverExpiresAware)),
+        );
+        if !full {
+            return Ok(tokens);
+        }
+    }
+}
+
 /// `patd token create`: `owner` is an identity id or name.
 pub async fn create_token(
     store: &dyn Store,
     owner: &str,
     options: TokenOptions,
 ) -> Result<CreatePersonalAccessTokenResponse, ServiceError> {
-    let by_id = match IdentityId::parse(owner) {
-        Some(id) => store.identity(&id).await?,
-        None => None,
-    };
-    let identity = match by_id {
-        Some(identity) => identity,
-        None => store
-            .identity_by_name(owner)
-            .await?
-            .ok_or_else(|| Rule::UnknownIdentity(owner.to_owned()))?,
-    };
+    let identity = find_identity(store, owner).await?;
     let input = CreateInput {
         name: Some(options.name),
         scope: (!options.scope.is_empty()).then_some(options.scope),

@@ -26,7 +26,8 @@ pub enum ApiError {
     Syntax(String),
     /// `400.1`: the request was read and broke a rule.
     Content(Rule),
-    Forbidden,
+    /// 403: any one of these rights would allow the call (none: no right would).
+    Forbidden(&'static [patd_core::rights::Right]),
     NotFound,
     MethodNotAllowed,
     /// 401 on the API, with the text after `error`.
@@ -80,7 +81,7 @@ impl From<anyhow::Error> for ApiError {
 impl From<patd_core::authz::Denied> for ApiError {
     fn from(denied: patd_core::authz::Denied) -> ApiError {
         match denied {
-            patd_core::authz::Denied::Forbidden => ApiError::Forbidden,
+            patd_core::authz::Denied::Forbidden(accepted) => ApiError::Forbidden(accepted),
             patd_core::authz::Denied::NotFound => ApiError::NotFound,
         }
     }
@@ -97,7 +98,7 @@ impl ApiError {
             ApiError::Unauthorized(reason) => return reason.clone(),
             ApiError::Syntax(_) => "the request could not be read",
             ApiError::Content(_) => "the request broke a rule",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not found",
             ApiError::MethodNotAllowed => "method not allowed",
             ApiError::InvalidRequest(_) => "invalid token request",
@@ -126,11 +127,11 @@ impl IntoResponse for ApiError {
                 "The request was syntactically correct but its content is semantically invalid.",
                 Some(rule.to_string()),
             ),
-            ApiError::Forbidden => dto(
+            ApiError::Forbidden(accepted) => dto(
                 StatusCode::FORBIDDEN,
                 "403 Forbidden",
                 "The server understood the request but refuses to authorize it.",
-                None,
+                rights_needed(accepted),
             ),
             ApiError::NotFound => dto(
                 StatusCode::NOT_FOUND,
@@ -209,6 +210,17 @@ fn dto(status: StatusCode, detail_code: &str, message: &str, cause: Option<Strin
     (status, Json(body)).into_response()
 }
 
+/// The 403's one cause: the rights that would allow the call, in their `idn:` form (what
+/// `patd identity create --right` takes and what the access token's `rights` claim lists).
+fn rights_needed(accepted: &[patd_core::rights::Right]) -> Option<String> {
+    let names: Vec<&str> = accepted.iter().map(|right| right.idn()).collect();
+    match names.as_slice() {
+        [] => None,
+        [only] => Some(format!("requires the right {only}")),
+        many => Some(format!("requires one of the rights {}", many.join(", "))),
+    }
+}
+
 fn oauth(status: StatusCode, error: &str, description: String) -> Response {
     let body = OAuthErrorBody {
         error: error.to_owned(),
@@ -245,6 +257,7 @@ mod tests {
             assert!(!error.log_detail().contains("<client text>"), "{error:?}");
         }
         let internal = ApiError::Internal(anyhow::anyhow!("the database is unavailable"));
+        assert_eq!(ApiError::Forbidden(&[]).log_detail(), "forbidden");
         assert!(internal.log_detail().contains("unavailable"));
     }
 }

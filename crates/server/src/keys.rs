@@ -9,11 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use patd_proto::AccessTokenClaims;
-use patd_store::{SigningKeyReplacement, Store, StoredSigningKey};
+use patd_proto::{AccessTokenClaims, SigningKeyView};
+use patd_store::{Retirement, SigningKeyReplacement, Store, StoredSigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -138,8 +139,10 @@ impl KeyRing {
         generation: u64,
     ) -> anyhow::Result<KeyRing> {
         let stored = store.signing_keys().await?;
+        // A retired key neither signs nor verifies.
         let mut keys = stored
             .iter()
+            .filter(|key| key.retired.is_none())
             .map(|key| open(kek, key))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let active = match (pem_text, keys.pop()) {
@@ -189,6 +192,11 @@ impl KeyRing {
 
     pub fn active(&self) -> &SigningKey {
         &self.active
+    }
+
+    /// Whether a token signed with `kid` can verify.
+    fn verifies(&self, kid: &str) -> bool {
+        self.verifying.contains_key(kid)
     }
 
     /// `/.well-known/jwks.json`.
@@ -276,6 +284,51 @@ fn key_created(kid: &str, by: &str) -> patd_core::audit::AuditEvent {
     )
 }
 
+/// Every stored key, oldest first, for `patd key list`.
+pub async fn list(store: &dyn Store) -> anyhow::Result<Vec<SigningKeyView>> {
+    let stored = store.signing_keys().await?;
+    let newest = stored.last().map(|key| key.kid.clone());
+    Ok(stored
+        .into_iter()
+        .map(|key| SigningKeyView {
+            current: newest.as_deref() == Some(key.kid.as_str()),
+            algorithm: "EdDSA".to_owned(),
+            created: key.created,
+            retired: key.retired,
+            sealed_with: kek::sealed_with(&key.private_key).map(str::to_owned),
+            kid: key.kid,
+        })
+        .collect())
+}
+
+/// Retires the key `kid`: every node stops verifying the tokens it signed as soon as it hears
+/// (PostgreSQL's `NOTIFY`, the SQLite watcher) and drops it from the JWK set. The current key is
+/// refused; retiring a retired key again changes nothing. Returns the key as it now is.
+pub async fn retire(store: &dyn Store, kid: &str) -> anyhow::Result<SigningKeyView> {
+    match store
+        .retire_signing_key(kid, OffsetDateTime::now_utc())
+        .await?
+    {
+        Retirement::Retired(_) | Retirement::AlreadyRetired(_) => {}
+        Retirement::Current => {
+            return Err(anyhow!(
+                "signing key {kid} is the current signing key, which signs every new token: \
+                 add a new one with `patd key rotate`, then retire this one"
+            ))
+        }
+        Retirement::NotFound => {
+            return Err(anyhow!(
+                "no signing key '{kid}' in this database (see `patd key list`)"
+            ))
+        }
+    }
+    list(store)
+        .await?
+        .into_iter()
+        .find(|key| key.kid == kid)
+        .ok_or_else(|| anyhow!("signing key {kid} was retired, then could not be read back"))
+}
+
 /// Seals every stored key again, from `old` to `new`, in one transaction; keys stored in the
 /// clear are sealed too. Nothing is written unless every key opens with `old`. Returns how many
 /// keys were sealed.
@@ -347,12 +400,14 @@ fn stored(key: &SigningKey, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<St
         },
         kid: key.kid.clone(),
         created: OffsetDateTime::now_utc(),
+        retired: None,
     })
 }
 
 /// Tokens already verified, by their exact text: a bearer token is checked once, not on every
-/// request. `exp` is still compared on every use.
-type Verified = moka::sync::Cache<String, Arc<AccessTokenClaims<'static>>>;
+/// request. `exp` is still compared on every use, and the retirement epoch the token was
+/// verified in (see `Keys::retirements`).
+type Verified = moka::sync::Cache<String, (Arc<AccessTokenClaims<'static>>, u64)>;
 
 /// Reloads prompted by tokens start at most this often; requests that need one wait for it.
 const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
@@ -367,6 +422,11 @@ pub struct Keys {
     /// Held while the ring is read again, so one reload runs at a time; holds when the last one
     /// ended.
     reloading: tokio::sync::Mutex<Option<Instant>>,
+    /// Counts the reloads that took a key away (`patd key retire`). A verified token is trusted
+    /// from the cache only in the epoch it was verified in, so a retired key's tokens are
+    /// checked again, against the new ring, and refused. Bumped after the new ring is in place:
+    /// a token verified with the old ring carries an older epoch.
+    retirements: AtomicU64,
 }
 
 impl Keys {
@@ -411,6 +471,7 @@ impl Keys {
             kek,
             own_issuer: own_issuer.to_owned(),
             reloading: tokio::sync::Mutex::new(None),
+            retirements: AtomicU64::new(0),
         })
     }
 
@@ -460,9 +521,14 @@ impl Keys {
             generation,
         )
         .await?;
-        match self.current.write() {
-            Ok(mut guard) => *guard = Arc::new(ring),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        let ring = Arc::new(ring);
+        let previous = match self.current.write() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, ring.clone()),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), ring.clone()),
+        };
+        if previous.verifying.keys().any(|kid| !ring.verifies(kid)) {
+            self.retirements.fetch_add(1, Ordering::SeqCst);
+            tracing::info!("a signing key was retired; its tokens are refused from now on");
         }
         Ok(())
     }
@@ -476,11 +542,14 @@ impl Keys {
     ) -> Result<Arc<AccessTokenClaims<'static>>, JwtRejection> {
         // A token in the cache passed every check once; issuers are only ever added, so only
         // its expiry can have changed since.
-        if let Some(claims) = self.verified.get(token) {
-            if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
-                return Err(JwtRejection::Expired);
+        let epoch = self.retirements.load(Ordering::SeqCst);
+        if let Some((claims, verified_in)) = self.verified.get(token) {
+            if verified_in == epoch {
+                if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
+                    return Err(JwtRejection::Expired);
+                }
+                return Ok(claims);
             }
-            return Ok(claims);
         }
         let ring = self.current();
         let claims = match ring.verify(token) {
@@ -491,7 +560,8 @@ impl Keys {
             other => other,
         };
         let claims = Arc::new(claims?);
-        self.verified.insert(token.to_owned(), claims.clone());
+        self.verified
+            .insert(token.to_owned(), (claims.clone(), epoch));
         Ok(claims)
     }
 }

@@ -3,8 +3,8 @@
 //! of each waiting out the bound, but one call a second still goes through to notice its return.
 
 use crate::{
-    AuditPage, DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store,
-    StoreError, StoreEvent, StoredSigningKey,
+    AuditPage, DynStore, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement,
+    Store, StoreError, StoreEvent, StoredSigningKey,
 };
 use async_trait::async_trait;
 use patd_core::audit::{AuditEvent, AuditQuery};
@@ -155,6 +155,7 @@ guarded! {
     insert_identity(identity: &Identity, event: &AuditEvent) -> ();
     identity(id: &IdentityId) -> Option<Identity>;
     identity_by_name(name: &str) -> Option<Identity>;
+    identities() -> Vec<Identity>;
     has_no_identities() -> bool;
     insert_pat(pat: &NewPat, limit: Option<u32>, event: &AuditEvent) -> ();
     insert_pats(pats: &[NewPat]) -> ();
@@ -173,6 +174,7 @@ guarded! {
     insert_signing_key(key: &StoredSigningKey, event: &AuditEvent) -> ();
     replace_signing_keys(replacements: &[SigningKeyReplacement]) -> bool;
     insert_first_signing_key(key: &StoredSigningKey, event: &AuditEvent) -> bool;
+    retire_signing_key(kid: &str, at: OffsetDateTime) -> Retirement;
     register_issuer(url: &str) -> ();
     issuers() -> Vec<String>;
     setting_or_insert(key: &str, value: &str) -> String;

@@ -151,6 +151,22 @@ pub struct StoredSigningKey {
     pub kid: String,
     pub private_key: String,
     pub created: OffsetDateTime,
+    /// When it was retired (`patd key retire`): it no longer signs or verifies. A new key is
+    /// never stored retired.
+    pub retired: Option<OffsetDateTime>,
+}
+
+/// What `Store::retire_signing_key` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Retired now, and announced.
+    Retired(OffsetDateTime),
+    /// It had been retired already, at this time; nothing changed.
+    AlreadyRetired(OffsetDateTime),
+    /// It is the newest key, the one that signs: never retired.
+    Current,
+    /// No key has this `kid`.
+    NotFound,
 }
 
 /// A new stored text for signing key `kid` (its key sealed, or sealed again), written only while
@@ -175,6 +191,7 @@ impl std::fmt::Debug for StoredSigningKey {
         f.debug_struct("StoredSigningKey")
             .field("kid", &self.kid)
             .field("created", &self.created)
+            .field("retired", &self.retired)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +207,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn identity(&self, id: &IdentityId) -> Result<Option<Identity>, StoreError>;
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError>;
+    /// Every identity, by name.
+    async fn identities(&self) -> Result<Vec<Identity>, StoreError>;
     /// Whether no identity exists yet (the database is new).
     async fn has_no_identities(&self) -> Result<bool, StoreError>;
 
@@ -238,6 +257,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the events older than `before`; returns how many.
     async fn prune_audit_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
+    /// Every stored signing key, retired ones included, oldest first (by `created`, then
+    /// `kid`): the last one is the newest, which signs.
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
     /// Adds a key (rotation) with its `key.created` event, and announces it.
     async fn insert_signing_key(
@@ -253,6 +274,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         replacements: &[SigningKeyReplacement],
     ) -> Result<bool, StoreError>;
+    /// Retires the key `kid` at `at`, and announces it, unless it is the newest key (which
+    /// signs) or already retired; in one transaction, so a rotation at the same moment cannot
+    /// leave the deployment without a key to sign with.
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+    ) -> Result<Retirement, StoreError>;
     /// Stores `key` only if no first key was ever stored: of nodes starting together on a new
     /// database exactly one wins. Returns whether this one did.
     async fn insert_first_signing_key(

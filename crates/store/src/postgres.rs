@@ -66,6 +66,7 @@ impl Dialect for Postgres {
     const STARTS_WITH: [&'static str; 3] = ["(left(p.name, char_length(", ")) = ", ")"];
     // The "C" collation compares bytes, as SQLite's BINARY does, whatever the database's locale.
     const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
+    const IDENTITY_NAME_ORDER: &'static str = "name COLLATE \"C\"";
     const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
 }
 

@@ -6,13 +6,13 @@ use crate::sql::{
     event_from_row, insert_events, push_audit_where, upsert_aggregates, EVENT_CHUNK, EVENT_COLUMNS,
 };
 use crate::sql::{
-    exchange_record, identity_from_row, insert_values, is_unique_violation, millis,
+    exchange_record, from_millis, identity_from_row, insert_values, is_unique_violation, millis,
     owned_pat_from_row, push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess,
     Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL,
     PAT_COLUMNS,
 };
 use crate::{
-    AuditPage, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, StoreError,
+    AuditPage, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement, StoreError,
     StoredSigningKey,
 };
 use patd_core::audit::{AuditEvent, AuditQuery};
@@ -252,6 +252,19 @@ where
             .transpose()
     }
 
+    pub(crate) async fn all(&self) -> Result<Vec<Identity>, StoreError> {
+        let sql = format!(
+            "SELECT id, name, levels, extra_rights FROM identities ORDER BY {}, id",
+            DB::IDENTITY_NAME_ORDER
+        );
+        sqlx::query::<DB>(&sql)
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(|row| identity_from_row(row, ""))
+            .collect()
+    }
+
     pub(crate) async fn none_exist(&self) -> Result<bool, StoreError> {
         let row = sqlx::query::<DB>("SELECT NOT EXISTS (SELECT 1 FROM identities) AS empty")
             .fetch_one(self.reader)
@@ -261,7 +274,7 @@ where
 
     pub(crate) async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         sqlx::query::<DB>(
-            "SELECT kid, private_pem, created FROM signing_keys ORDER BY created, kid",
+            "SELECT kid, private_pem, created, retired FROM signing_keys ORDER BY created, kid",
         )
         .fetch_all(self.reader)
         .await?
@@ -281,6 +294,49 @@ where
         write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// Reads the key and the newest key, and retires the key only if it is not the newest, in
+    /// one transaction. A rotation committed meanwhile only adds a newer key, so the newest
+    /// never loses its place to a retired one.
+    pub(crate) async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+    ) -> Result<Retirement, StoreError> {
+        let [first, second] = params::<DB, 2>();
+        let mut transaction = self.writer.begin().await?;
+        let found = sqlx::query::<DB>(&format!(
+            "SELECT retired FROM signing_keys WHERE kid = {first}"
+        ))
+        .bind(kid)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(found) = found else {
+            return Ok(Retirement::NotFound);
+        };
+        if let Some(retired) = found.opt_int("retired")? {
+            return Ok(Retirement::AlreadyRetired(from_millis(retired, "retired")?));
+        }
+        let newest = sqlx::query::<DB>(
+            "SELECT kid FROM signing_keys ORDER BY created DESC, kid DESC LIMIT 1",
+        )
+        .fetch_one(&mut *transaction)
+        .await?
+        .text("kid")?;
+        if newest == kid {
+            return Ok(Retirement::Current);
+        }
+        sqlx::query::<DB>(&format!(
+            "UPDATE signing_keys SET retired = {first} WHERE kid = {second} AND retired IS NULL"
+        ))
+        .bind(millis(at))
+        .bind(kid)
+        .execute(&mut *transaction)
+        .await?;
+        notify::<DB>(&mut *transaction, KEYS_CHANNEL, kid).await?;
+        transaction.commit().await?;
+        Ok(Retirement::Retired(at))
     }
 
     /// Each row changes only if it still holds the text the caller read; if one does not, the
@@ -664,6 +720,12 @@ macro_rules! store_by_queries {
                     .await
             }
 
+            async fn identities(
+                &self,
+            ) -> Result<Vec<patd_core::identity::Identity>, $crate::StoreError> {
+                self.queries().all().await
+            }
+
             async fn has_no_identities(&self) -> Result<bool, $crate::StoreError> {
                 self.queries().none_exist().await
             }
@@ -776,6 +838,14 @@ macro_rules! store_by_queries {
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<bool, $crate::StoreError> {
                 self.queries().insert_first_signing_key(key, event).await
+            }
+
+            async fn retire_signing_key(
+                &self,
+                kid: &str,
+                at: time::OffsetDateTime,
+            ) -> Result<$crate::Retirement, $crate::StoreError> {
+                self.queries().retire_signing_key(kid, at).await
             }
 
             async fn register_issuer(&self, url: &str) -> Result<(), $crate::StoreError> {

@@ -39,6 +39,8 @@ pub(crate) trait Dialect: Database {
     const STARTS_WITH: [&'static str; 3];
     /// `p.name` in an ORDER BY, compared byte-wise on every backend.
     const NAME_ORDER: &'static str;
+    /// An identity's `name` in an ORDER BY, compared byte-wise on every backend.
+    const IDENTITY_NAME_ORDER: &'static str;
     /// The statement that announces a write to other nodes (channel, payload), delivered when
     /// the transaction commits; `None` where every writer is this process.
     const NOTIFY: Option<&'static str>;
@@ -468,6 +470,10 @@ pub(crate) fn signing_key_from_row(row: &impl RowAccess) -> Result<StoredSigning
         kid: row.text("kid")?,
         private_key: row.text("private_pem")?,
         created: from_millis(row.int("created")?, "created")?,
+        retired: row
+            .opt_int("retired")?
+            .map(|at| from_millis(at, "retired"))
+            .transpose()?,
     })
 }
 

@@ -109,10 +109,91 @@ impl SqliteStore {
         }
     }
 
-    /// One SQLite file serves one process: every write is seen by the node that made it.
+    /// SQLite has no LISTEN/NOTIFY, but the `patd` commands write to the file while the server
+    /// runs (`patd key rotate`, `key retire`, `token create`). A connection of its own asks
+    /// SQLite every `WATCH_INTERVAL` whether anyone else committed since it last asked
+    /// (`PRAGMA data_version`, answered from the WAL index in shared memory: no page is read);
+    /// only then does it compare the signing keys' summary, so a key change made by another
+    /// process is seen within the interval.
     async fn subscribe_here(&self) -> Result<Option<mpsc::Receiver<StoreEvent>>, StoreError> {
-        Ok(None)
+        // Detached: the watcher keeps it for good, and the pool opens another in its place.
+        let mut connection = self.pool.acquire().await?.detach();
+        let mut seen = Seen {
+            data_version: data_version(&mut connection).await?,
+            keys: keys_summary(&mut connection).await?,
+        };
+        let (sender, receiver) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !sender.is_closed() {
+                ticks.tick().await;
+                match seen.changes(&mut connection).await {
+                    Ok(events) => {
+                        for event in events {
+                            if sender.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(err) => tracing::debug!(error = %err, "watching the SQLite file failed"),
+                }
+            }
+        });
+        Ok(Some(receiver))
     }
+}
+
+/// How often the SQLite watcher asks whether another connection committed.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What the SQLite watcher saw last.
+struct Seen {
+    data_version: i64,
+    keys: String,
+}
+
+impl Seen {
+    /// The events since the last look: none if nothing was committed; `ListsChanged` for any
+    /// commit (lists may show it), and `KeysChanged` when the keys or issuers differ.
+    async fn changes(
+        &mut self,
+        connection: &mut sqlx::SqliteConnection,
+    ) -> Result<Vec<StoreEvent>, StoreError> {
+        let data_version = data_version(connection).await?;
+        if data_version == self.data_version {
+            return Ok(Vec::new());
+        }
+        self.data_version = data_version;
+        let mut events = vec![StoreEvent::ListsChanged];
+        let keys = keys_summary(connection).await?;
+        if keys != self.keys {
+            self.keys = keys;
+            events.push(StoreEvent::KeysChanged);
+        }
+        Ok(events)
+    }
+}
+
+/// Changes whenever another connection commits to the file.
+async fn data_version(connection: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
+    let row = sqlx::query("PRAGMA data_version")
+        .fetch_one(connection)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)?)
+}
+
+/// A summary that changes when a key is added or retired, or an issuer registered.
+async fn keys_summary(connection: &mut sqlx::SqliteConnection) -> Result<String, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM signing_keys) || '/' || \
+                (SELECT COUNT(retired) FROM signing_keys) || '/' || \
+                (SELECT COALESCE(MAX(created), 0) FROM signing_keys) || '/' || \
+                (SELECT COUNT(*) FROM issuers)",
+    )
+    .fetch_one(connection)
+    .await?;
+    Ok(row.try_get::<String, _>(0)?)
 }
 
 store_by_queries!(SqliteStore);
@@ -126,6 +207,7 @@ impl Dialect for Sqlite {
     const STARTS_WITH: [&'static str; 3] = ["(substr(p.name, 1, length(", ")) = ", ")"];
     // SQLite's default collation, BINARY, already compares bytes.
     const NAME_ORDER: &'static str = "p.name";
+    const IDENTITY_NAME_ORDER: &'static str = "name";
     // One SQLite file serves one process: every write is seen by the node that made it.
     const NOTIFY: Option<&'static str> = None;
 }

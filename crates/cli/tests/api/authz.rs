@@ -244,3 +244,81 @@ async fn extra_rights_widen_a_user() {
         .await;
     assert_eq!(response.status(), 403);
 }
+
+#[tokio::test]
+async fn forbidden_answers_name_the_rights_that_would_allow_the_call() {
+    let app = spawn_app().await;
+    let user = app.actor("user", "USER", &[], &["sp:scopes:all"]).await;
+    let reader = app
+        .actor(
+            "reader",
+            "USER",
+            &[],
+            &["sp:my-personal-access-tokens:read"],
+        )
+        .await;
+    let auditor = app
+        .actor(
+            "auditor",
+            "USER",
+            &["idn:all-personal-access-tokens:read"],
+            &["sp:scopes:all"],
+        )
+        .await;
+    let rename = json!([{"op": "replace", "path": "/name", "value": "x"}]);
+    let bulk = app
+        .client
+        .post(app.url("/personal-access-tokens/v1/bulk-update"))
+        .bearer_auth(&user.token)
+        .json(&json!({"ids": [user.pat.id], "patch": [
+            {"op": "replace", "path": "/expirationDate", "value": "2099-01-01T00:00:00Z"}]}))
+        .send()
+        .await
+        .unwrap();
+    let cases = [
+        (
+            app.list(&user.token, CLASSIC, "").await,
+            "requires one of the rights idn:all-personal-access-tokens:read, \
+             idn:all-personal-access-tokens:manage",
+        ),
+        (
+            app.create(&reader.token, AWARE, json!({"name": "nope"}))
+                .await,
+            "requires one of the rights idn:my-personal-access-tokens:manage, \
+             idn:all-personal-access-tokens:manage",
+        ),
+        (
+            app.patch(&auditor.token, CLASSIC, &app.bootstrap.id, rename)
+                .await,
+            "requires the right idn:all-personal-access-tokens:manage",
+        ),
+        (
+            bulk,
+            "requires the right idn:all-personal-access-tokens:update",
+        ),
+    ];
+    for (response, want) in cases {
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(response.status(), 403);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let (code, cause) = error_body_of(&content_type, &request_id, &body);
+        assert_eq!(code, "403 Forbidden");
+        assert_eq!(cause, want);
+        // One cause, of the ErrorMessageDto shape and nothing more.
+        assert_eq!(
+            body["causes"],
+            json!([{"locale": "en-US", "localeOrigin": "DEFAULT", "text": want}])
+        );
+        assert_eq!(
+            keys_of(&body),
+            ["causes", "detailCode", "messages", "trackingId"]
+        );
+    }
+}

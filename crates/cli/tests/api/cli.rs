@@ -554,7 +554,7 @@ fn bad_flags_are_refused() {
 }
 
 /// `patd pat …` with the SDK-style environment.
-fn pat_command(base: &str, id: &str, secret: &str, args: &[&str]) -> std::process::Output {
+pub fn pat_command(base: &str, id: &str, secret: &str, args: &[&str]) -> std::process::Output {
     patd()
         .arg("pat")
         .args(args)
@@ -565,7 +565,7 @@ fn pat_command(base: &str, id: &str, secret: &str, args: &[&str]) -> std::proces
         .unwrap()
 }
 
-fn one_line_error(output: &std::process::Output) -> String {
+pub fn one_line_error(output: &std::process::Output) -> String {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");

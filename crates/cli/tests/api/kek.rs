@@ -199,6 +199,7 @@ async fn insert_plain_key(database: &str) -> String {
                 kid: key.kid().to_owned(),
                 private_key: key.to_pem(),
                 created: time::OffsetDateTime::now_utc(),
+                retired: None,
             },
             &crate::helpers::test_event(),
         )
@@ -534,6 +535,7 @@ async fn a_running_node_keeps_its_keys_when_a_reload_meets_a_key_it_cannot_open(
                 kid: key.kid().to_owned(),
                 private_key: stranger_kek.seal(key.kid(), &key.to_pem()).unwrap(),
                 created: time::OffsetDateTime::now_utc(),
+                retired: None,
             },
             &crate::helpers::test_event(),
         )

@@ -10,8 +10,8 @@ use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
 use patd_store::{
-    DynStore, LastUse, OwnedPat, PatPage, PatQuery, SigningKeyReplacement, Store, StoreError,
-    StoreEvent, StoredSigningKey,
+    DynStore, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement, Store,
+    StoreError, StoreEvent, StoredSigningKey,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +39,9 @@ impl Store for CountingStore {
     }
     async fn identity_by_name(&self, name: &str) -> Result<Option<Identity>, StoreError> {
         self.inner.identity_by_name(name).await
+    }
+    async fn identities(&self) -> Result<Vec<Identity>, StoreError> {
+        self.inner.identities().await
     }
     async fn has_no_identities(&self) -> Result<bool, StoreError> {
         self.inner.has_no_identities().await
@@ -115,6 +118,14 @@ impl Store for CountingStore {
     ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_first_signing_key(key, event).await
+    }
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<Retirement, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.retire_signing_key(kid, at).await
     }
     async fn register_issuer(&self, url: &str) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);

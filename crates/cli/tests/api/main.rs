@@ -45,6 +45,8 @@ mod ratelimit;
 mod revocation;
 /// Every route on every prefix, bodies checked field by field.
 mod routes;
+/// The command line as scripts use it: paging, pipes, tables, errors, keys, completions.
+mod scripts;
 /// Where secrets must never appear.
 mod secrets;
 /// Every validation rule's 400.

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use patd_core::audit::{visibility, AuditQuery};
 use patd_core::listing::ListParams;
+use patd_core::rights::Right;
 use patd_proto::AuditEventDto;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -61,7 +62,8 @@ async fn list(
     Authenticated(caller): Authenticated,
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let visible_to = visibility(&caller.identity_id, caller.rights).ok_or(ApiError::Forbidden)?;
+    let visible_to = visibility(&caller.identity_id, caller.rights)
+        .ok_or(ApiError::Forbidden(&[Right::AuditRead, Right::MyRead]))?;
     let query = AuditQuery::parse(
         &ListParams {
             filters: params.filters.as_deref(),
