@@ -121,8 +121,7 @@ impl AuthFailures {
     /// Counts one failed exchange of `client` (its record, when the id names a PAT) from `ip`.
     /// Ids that name no PAT fold into one row per address and minute.
     pub fn record(&self, client: Option<(&PatId, &ExchangeRecord)>, ip: Option<IpAddr>) {
-        let now = OffsetDateTime::now_utc();
-        let minute = now.unix_timestamp().div_euclid(60);
+        let minute = OffsetDateTime::now_utc().unix_timestamp().div_euclid(60);
         let ip_text = ip.map(|ip| ip.to_string());
         let key = format!(
             "auth.failed/{}/{}/{minute}",
@@ -143,8 +142,7 @@ impl AuthFailures {
         let target = client.map(|(_, record)| pat_target(&record.pat));
         let mut event = event(EventType::AuthFailed, Actor::anonymous(), target);
         event.outcome = patd_core::audit::Outcome::Failure;
-        // The row stands for its minute.
-        event.time = OffsetDateTime::from_unix_timestamp(minute * 60).unwrap_or(event.time);
+        // The row keeps the time of its minute's first failure.
         event.source_ip = ip_text;
         if client.is_none() {
             event = event.detail("unknownClient", true);

@@ -1,6 +1,8 @@
 //! Integration tests: the real server on a random loopback port, spoken to over HTTP.
 //! One test binary (see STYLE.md §6); each module is one area of the contract.
 
+/// The audit trail.
+mod audit;
 /// Who may do what: the authorization matrix.
 mod authz;
 /// Bulk update.
