@@ -48,13 +48,8 @@ pub struct Use {
     pub daily: bool,
     /// The address, when it is not among the PAT's last five.
     pub new_ip: Option<String>,
-    /// The PAT's last addresses as this node knows them, newest first.
-    pub known_ips: Vec<String>,
     pub event: AuditEvent,
 }
-
-/// How many source addresses are kept per PAT.
-pub const RECENT_IPS: usize = 5;
 
 impl LastUsedWriter {
     /// Starts the writer task on `store`.
@@ -105,43 +100,31 @@ impl LastUsedWriter {
     }
 }
 
-/// One write per PAT: the latest use's time, `lastUsed` if any use was due, the new addresses in
-/// front of the known ones (newest first, five kept), and every use's event.
+/// One write per PAT: the latest use's time, `lastUsed` if any use was due, the new addresses
+/// (newest first; the store puts them in front of the stored ones), and every use's event.
 fn merge(uses: impl Iterator<Item = Use>) -> Vec<LastUse> {
-    let mut merged: HashMap<PatId, (LastUse, Vec<String>, Vec<String>)> = HashMap::new();
+    let mut merged: HashMap<PatId, LastUse> = HashMap::new();
     for used in uses {
-        let (last_use, new_ips, _) = merged.entry(used.id.clone()).or_insert_with(|| {
-            (
-                LastUse {
-                    id: used.id.clone(),
-                    at: used.at,
-                    not_after: used.at,
-                    daily: false,
-                    recent_ips: None,
-                    events: Vec::new(),
-                },
-                Vec::new(),
-                used.known_ips.clone(),
-            )
+        let last_use = merged.entry(used.id.clone()).or_insert_with(|| LastUse {
+            id: used.id.clone(),
+            at: used.at,
+            not_after: used.at,
+            daily: false,
+            new_ips: Vec::new(),
+            events: Vec::new(),
         });
         last_use.at = last_use.at.max(used.at);
         last_use.daily |= used.daily;
         if let Some(ip) = used.new_ip {
-            new_ips.retain(|seen| *seen != ip);
-            new_ips.insert(0, ip);
+            last_use.new_ips.retain(|seen| *seen != ip);
+            last_use.new_ips.insert(0, ip);
         }
         last_use.events.push(used.event);
     }
     merged
         .into_values()
-        .map(|(mut last_use, new_ips, known)| {
+        .map(|mut last_use| {
             last_use.not_after = last_use.at - LAST_USED_INTERVAL;
-            if !new_ips.is_empty() {
-                let mut recent = new_ips.clone();
-                recent.extend(known.into_iter().filter(|ip| !new_ips.contains(ip)));
-                recent.truncate(RECENT_IPS);
-                last_use.recent_ips = Some(recent);
-            }
             last_use
         })
         .collect()

@@ -125,15 +125,15 @@ pub struct PatPage {
 }
 
 /// One use of a PAT to record: with `daily`, `lastUsed` becomes `at` unless it is already later
-/// than `not_after`; with `recent_ips`, the PAT's last addresses become those; `events` are its
-/// `pat.used` events.
+/// than `not_after`; `new_ips` (newest first) go in front of the PAT's stored last addresses, of
+/// which five are kept; `events` are its `pat.used` events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastUse {
     pub id: PatId,
     pub at: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub daily: bool,
-    pub recent_ips: Option<Vec<String>>,
+    pub new_ips: Vec<String>,
     pub events: Vec<AuditEvent>,
 }
 

@@ -68,6 +68,7 @@ impl Dialect for Postgres {
     const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
     const IDENTITY_NAME_ORDER: &'static str = "name COLLATE \"C\"";
     const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
+    const LOCK_ROW: &'static str = " FOR UPDATE";
 }
 
 row_access!(PgRow);

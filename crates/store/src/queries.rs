@@ -471,15 +471,35 @@ where
         let mut transaction = self.writer.begin().await?;
         let written = self.write_last_used(&mut transaction, &daily).await?;
         let [ips, id] = params::<DB, 2>();
-        let sql = format!("UPDATE pats SET last_used_ips = {ips} WHERE id = {id}");
-        for last_use in uses {
-            if let Some(recent_ips) = &last_use.recent_ips {
-                sqlx::query::<DB>(&sql)
-                    .bind(to_json(recent_ips))
-                    .bind(last_use.id.as_str())
-                    .execute(&mut *transaction)
-                    .await?;
-            }
+        let read = format!(
+            "SELECT last_used_ips FROM pats WHERE id = {ips}{}",
+            DB::LOCK_ROW
+        );
+        let write = format!("UPDATE pats SET last_used_ips = {ips} WHERE id = {id}");
+        for last_use in uses.iter().filter(|last_use| !last_use.new_ips.is_empty()) {
+            // Read under the transaction (and, on PostgreSQL, the row lock), so that uses written
+            // by other batches or nodes keep their place in the list.
+            let Some(row) = sqlx::query::<DB>(&read)
+                .bind(last_use.id.as_str())
+                .fetch_optional(&mut *transaction)
+                .await?
+            else {
+                continue;
+            };
+            let stored: Vec<String> =
+                serde_json::from_str(&row.text("last_used_ips")?).unwrap_or_default();
+            let mut recent = last_use.new_ips.clone();
+            recent.extend(
+                stored
+                    .into_iter()
+                    .filter(|ip| !last_use.new_ips.contains(ip)),
+            );
+            recent.truncate(RECENT_IPS);
+            sqlx::query::<DB>(&write)
+                .bind(to_json(&recent))
+                .bind(last_use.id.as_str())
+                .execute(&mut *transaction)
+                .await?;
         }
         let events: Vec<AuditEvent> = uses
             .iter()
@@ -604,6 +624,9 @@ where
         }
     }
 }
+
+/// How many source addresses are kept per PAT (GitLab's `last_used_ips`).
+pub const RECENT_IPS: usize = 5;
 
 /// Events deleted per transaction when pruning.
 const PRUNE_CHUNK: i64 = 10_000;

@@ -46,6 +46,9 @@ pub(crate) trait Dialect: Database {
     const NOTIFY: Option<&'static str>;
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// What follows a `SELECT` of one row to lock it until the transaction ends; empty where the
+    /// transaction already has the only writer.
+    const LOCK_ROW: &'static str;
 }
 
 /// Implements [`Dialect::rows_affected`] for a backend (each has its own result type).

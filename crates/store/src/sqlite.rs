@@ -210,6 +210,8 @@ impl Dialect for Sqlite {
     const IDENTITY_NAME_ORDER: &'static str = "name";
     // One SQLite file serves one process: every write is seen by the node that made it.
     const NOTIFY: Option<&'static str> = None;
+    // One writer connection: its transaction is the only one writing.
+    const LOCK_ROW: &'static str = "";
 }
 
 row_access!(SqliteRow);

@@ -548,3 +548,92 @@ async fn audit_log_stdout_and_the_audit_list_command() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("pat.exploded"));
 }
+
+/// The stored `last_used_ips` of a PAT.
+async fn recent_ips(url: &str, id: &str) -> Vec<String> {
+    // The id is 32 hex characters: safe to put in the text on either backend.
+    let sql = format!("SELECT last_used_ips FROM pats WHERE id = '{id}'");
+    let text: String = if on_postgres() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar(&sql).fetch_one(&pool).await.unwrap()
+    };
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn uses_from_new_addresses_are_audited_and_the_last_five_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let app = spawn_app_full_on(&url, |config| {
+        config.trusted_proxies = TrustedProxies::parse("127.0.0.1/32").unwrap();
+        config.rate_limit = Limit::Off;
+    })
+    .await;
+    let created = app
+        .create_ok(&app.admin_token, CLASSIC, json!({ "name": "roaming" }))
+        .await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    let exchange_from = |ip: String| {
+        let (app, id, secret) = (&app, id.clone(), secret.clone());
+        async move {
+            let response = app
+                .client
+                .post(app.url("/oauth/token"))
+                .header("x-forwarded-for", ip)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id.as_str()),
+                    ("client_secret", secret.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+    // Seven addresses, each used twice: one pat.used per address, the first also the daily one.
+    for round in 0..2 {
+        for host in 1..=7 {
+            exchange_from(format!("198.51.100.{host}")).await;
+        }
+        let _ = round;
+    }
+    let used = || async {
+        about(&app, &id)
+            .await
+            .into_iter()
+            .filter(|event| event["type"] == "pat.used")
+            .collect::<Vec<_>>()
+    };
+    until(|| async { used().await.len() >= 7 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used = used().await;
+    assert_eq!(used.len(), 7, "{used:#?}");
+    // Uses written in one batch share a millisecond, so their order in the list is by id.
+    let mut addresses: Vec<&str> = used
+        .iter()
+        .map(|e| e["sourceIp"].as_str().unwrap())
+        .collect();
+    addresses.sort();
+    let expected: Vec<String> = (1..=7).map(|host| format!("198.51.100.{host}")).collect();
+    assert_eq!(addresses, expected);
+    assert!(used
+        .iter()
+        .all(|event| event["details"]["reason"] == "newSourceIp"));
+    assert_eq!(
+        recent_ips(&url, &id).await,
+        [
+            "198.51.100.7",
+            "198.51.100.6",
+            "198.51.100.5",
+            "198.51.100.4",
+            "198.51.100.3"
+        ]
+    );
+}

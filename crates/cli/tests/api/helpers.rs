@@ -452,7 +452,7 @@ pub async fn seed_pat(
             at,
             not_after: at,
             daily: true,
-            recent_ips: None,
+            new_ips: Vec::new(),
             events: Vec::new(),
         };
         store.record_last_used(&[last_use]).await.unwrap();

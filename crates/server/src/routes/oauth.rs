@@ -184,7 +184,6 @@ fn note_use(
         at: now,
         daily,
         new_ip,
-        known_ips: record.recent_ips.clone(),
         event,
     });
 }
