@@ -637,3 +637,47 @@ async fn uses_from_new_addresses_are_audited_and_the_last_five_kept() {
         ]
     );
 }
+
+#[tokio::test]
+async fn creates_committed_together_each_have_their_event() {
+    let app = spawn_app_with(|config| config.max_tokens_per_owner = 1_000).await;
+    // Sixty at once: on SQLite they share group commits; ten of them reuse a name and fail.
+    let results = futures::future::join_all((0..60).map(|index| {
+        let name = format!("burst-{}", index % 50);
+        let app = &app;
+        async move {
+            app.create(&app.admin_token, CLASSIC, json!({ "name": name }))
+                .await
+        }
+    }))
+    .await;
+    let mut created = Vec::new();
+    for response in results {
+        if response.status() == 200 {
+            let body: Value = response.json().await.unwrap();
+            created.push(body["id"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(response.status(), 400);
+        }
+    }
+    assert_eq!(created.len(), 50);
+    let events = events(
+        &app,
+        &app.admin_token,
+        &[("filters", r#"type eq "pat.created""#), ("limit", "250")],
+    )
+    .await;
+    let mut audited: Vec<String> = events
+        .iter()
+        .filter(|event| {
+            event["target"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("burst-")
+        })
+        .map(|event| event["target"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    audited.sort();
+    created.sort();
+    assert_eq!(audited, created);
+}
