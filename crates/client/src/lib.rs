@@ -4,15 +4,55 @@
 //!
 //! **API boundary**: the public types here are what Rust users build against.
 //!
+//! A [`Client`] is built from the server's base URL and a client id and secret (a PAT's id and
+//! secret). It exchanges them at `/oauth/token` itself, caches the access token and refreshes it
+//! before it expires, and waits out a 429's `Retry-After` up to [`ClientBuilder::max_retries`]
+//! times. Each call names the API version ([`ApiVersion`]); answers are the wire types of
+//! `patd-proto`, and a refusal is an [`Error`] typed by status, carrying the server's
+//! [`ErrorResponseDto`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), patd_client::Error> {
-//! use patd_client::{ApiVersion, Client, ListOptions};
+//! use patd_client::{
+//!     ApiVersion, Client, CreatePersonalAccessTokenRequest, Error, JsonPatchOperation,
+//!     ListOptions,
+//! };
+//!
 //! let client = Client::builder("http://127.0.0.1:8080")
 //!     .credentials("<client id>", "<client secret>")
 //!     .build()?;
+//!
+//! // Create a PAT: its secret is in this answer and nowhere else.
+//! let created = client
+//!     .create(
+//!         ApiVersion::V2025,
+//!         &CreatePersonalAccessTokenRequest {
+//!             name: Some("nightly".into()),
+//!             scope: Some(vec!["sp:scopes:all".into()]),
+//!             user_aware_token_never_expires: Some(true),
+//!             ..Default::default()
+//!         },
+//!     )
+//!     .await?;
+//! println!("{} {}", created.id, created.secret);
+//!
+//! // List the caller's own PATs.
 //! let page = client.list(ApiVersion::V2025, &ListOptions::mine()).await?;
 //! for pat in page.items {
 //!     println!("{} {}", pat.id, pat.name);
+//! }
+//!
+//! // Rename it with a JSON Patch, then delete it.
+//! let rename = JsonPatchOperation {
+//!     op: "replace".into(),
+//!     path: "/name".into(),
+//!     from: None,
+//!     value: Some("nightly-prod".into()),
+//! };
+//! client.patch(ApiVersion::V2025, &created.id, &[rename]).await?;
+//! match client.delete(ApiVersion::V2025, &created.id).await {
+//!     Ok(()) | Err(Error::NotFound(_)) => {}
+//!     Err(other) => return Err(other),
 //! }
 //! # Ok(()) }
 //! ```

@@ -2,6 +2,31 @@
 //!
 //! This crate is an API boundary: the server and the Rust client both depend on it, so a field
 //! renamed here is a change to the wire. It knows no HTTP framework, no database and no rule.
+//!
+//! The types follow SailPoint's Personal Access Tokens API: field names in camelCase, date-times
+//! written with milliseconds and `Z` ([`timestamp::format`]), and every date-time a client sends
+//! read by one function ([`timestamp::parse`]).
+//!
+//! ```
+//! use patd_proto::{timestamp, CreatePersonalAccessTokenRequest, ErrorResponseDto};
+//!
+//! // A create body, as a client sends it.
+//! let request: CreatePersonalAccessTokenRequest = serde_json::from_str(
+//!     r#"{"name": "ci-deploy", "scope": ["sp:scopes:all"], "expirationDate": "2027-01-01T00:00:00Z"}"#,
+//! )?;
+//! assert_eq!(request.name.as_deref(), Some("ci-deploy"));
+//! let expires = request.expiration_date.map(timestamp::format);
+//! assert_eq!(expires.as_deref(), Some("2027-01-01T00:00:00.000Z"));
+//!
+//! // The body of every 400, 403, 404, 405 and 500.
+//! let error: ErrorResponseDto = serde_json::from_str(
+//!     r#"{"detailCode": "400.1 Bad request content", "trackingId": "0c1d",
+//!         "messages": [{"locale": "en-US", "localeOrigin": "DEFAULT", "text": "bad name"}],
+//!         "causes": []}"#,
+//! )?;
+//! assert_eq!(error.messages[0].text, "bad name");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 /// Timestamps: printed with millisecond precision and a `Z` suffix; every client date-time read
 /// by one rule (`timestamp::parse`).

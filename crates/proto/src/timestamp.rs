@@ -1,6 +1,6 @@
 //! Timestamps on the wire: printed as RFC 3339 in UTC with exactly three fractional digits and
-//! `Z`; read by [`parse`], the one rule for every date-time a client sends (bodies, patches,
-//! bulk updates, filters, the CLI).
+//! `Z`; read by [`parse`](crate::timestamp::parse), the one rule for every date-time a client
+//! sends (bodies, patches, bulk updates, filters, the CLI).
 
 use serde::{Deserialize, Deserializer, Serializer};
 use std::fmt;
