@@ -26,6 +26,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
+    /// Bootstrap an empty database: the identity `admin` (ORG_ADMIN) and its PAT `bootstrap`,
+    /// printed once as `bootstrap client_id=… client_secret=…`. Fails on a database that has
+    /// identities already.
+    Init {
+        #[command(flatten)]
+        database: DatabaseArg,
+        /// How many non-managed PATs one owner may have (for the bootstrap PAT's check).
+        #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
+        max_tokens_per_owner: u32,
+    },
     /// Manage identities (works on the database directly).
     Identity {
         #[command(subcommand)]
@@ -106,6 +116,10 @@ pub struct ServeArgs {
     /// How many non-managed PATs one owner may have; one more is refused with 400.
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
+    /// Refuse to start on an empty database instead of bootstrapping a new tenant in it
+    /// (production units use this; bootstrap once with `patd init`).
+    #[arg(long, env = "PATD_NO_BOOTSTRAP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_bootstrap: bool,
     /// A PKCS#8 PEM Ed25519 key to sign with instead of the one kept in the database.
     #[arg(long, env = "PATD_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,

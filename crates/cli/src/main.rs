@@ -46,6 +46,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => audit::run(list).await,
         Command::Key { command } => commands::key(command).await,
         Command::Serve(serve_args) => serve(*serve_args).await,
+        Command::Init {
+            database,
+            max_tokens_per_owner,
+        } => {
+            let store = patd_store::connect(&database.database).await?;
+            let Some(created) = admin::bootstrap(store.as_ref(), max_tokens_per_owner).await?
+            else {
+                anyhow::bail!(
+                    "{} already has identities: it was bootstrapped before",
+                    patd_store::redact_url(&database.database)
+                );
+            };
+            println!(
+                "bootstrap client_id={} client_secret={}",
+                created.id, created.secret
+            );
+            Ok(())
+        }
         Command::Identity { command } => commands::identity(command).await,
         Command::Token { command } => commands::token(command).await,
         Command::Completions { shell } => commands::completions(shell),
@@ -68,14 +86,6 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(patd_server::tls::TlsFiles::load(cert, key)?),
         _ => None,
     };
-    let store = patd_store::connect(&serve_args.database.database)
-        .await
-        .with_context(|| {
-            format!(
-                "opening {}",
-                patd_store::redact_url(&serve_args.database.database)
-            )
-        })?;
     let listener = TcpListener::bind(&serve_args.listen)
         .await
         .with_context(|| format!("listening on {}", serve_args.listen))?;
@@ -93,6 +103,22 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let store = patd_store::connect(&serve_args.database.database)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                patd_store::redact_url(&serve_args.database.database)
+            )
+        })?;
+    // A production unit never starts a new tenant by accident (an empty or wrong database).
+    if serve_args.no_bootstrap && store.has_no_identities().await? {
+        anyhow::bail!(
+            "{} is empty and --no-bootstrap is set: bootstrap it once with `patd init`, or point \
+             --database at the tenant's database",
+            patd_store::redact_url(&serve_args.database.database)
+        );
+    }
     let mut config = ServerConfig::new(public_url.trim_end_matches('/'));
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.rate_limit = serve_args.rate_limit;
@@ -122,8 +148,12 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
              the database in the clear, so a copy of the database can mint tokens"
         );
     }
-    if let Some(created) = admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
-    {
+    let bootstrapped = if serve_args.no_bootstrap {
+        None
+    } else {
+        admin::bootstrap(store.as_ref(), serve_args.max_tokens_per_owner).await?
+    };
+    if let Some(created) = bootstrapped {
         // Printed once, on stdout, so a script can capture it; it is never logged.
         println!(
             "bootstrap client_id={} client_secret={}",

@@ -576,3 +576,75 @@ async fn trusted_proxies_name_the_client_for_the_failure_limit() {
         [429]
     );
 }
+
+#[test]
+fn no_bootstrap_refuses_an_empty_database_and_init_bootstraps_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patd.db");
+    let db = format!("sqlite://{}", path.display());
+    let refused = patd()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--no-bootstrap",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is empty and --no-bootstrap is set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&db), "{stderr}");
+    assert!(refused.stdout.is_empty());
+
+    let init = patd().args(["init", "--database", &db]).output().unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let line = String::from_utf8(init.stdout).unwrap();
+    assert!(line.starts_with("bootstrap client_id="), "{line}");
+    let again = patd().args(["init", "--database", &db]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("bootstrapped before"));
+
+    // The unit's way: the environment variable, on the bootstrapped database.
+    let mut child = patd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        .env("PATD_NO_BOOTSTRAP", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "it should be serving");
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("bootstrap"));
+}
+
+#[test]
+fn a_taken_port_fails_before_the_database_is_touched() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patd.db");
+    let db = format!("sqlite://{}", path.display());
+    let output = patd()
+        .args(["serve", "--listen", &address, "--database", &db])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listening on {address}")),
+        "{stderr}"
+    );
+    assert!(!path.exists(), "a database file was created");
+}
