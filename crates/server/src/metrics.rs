@@ -7,6 +7,7 @@
 
 use crate::state::AppState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Requests by route template, method and status.
@@ -33,6 +34,9 @@ const BUCKETS: [f64; 14] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The process's recorder, installed by the first server state built in it. One process holds
 /// one set of series, as Prometheus scrapes a process; tests that run several nodes in one
 /// process see their sums.
@@ -44,6 +48,18 @@ pub fn install() -> &'static PrometheusHandle {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        // Histogram samples wait in the recorder until upkeep folds them into their buckets:
+        // without a scrape they would grow with every request.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("patd-metrics-upkeep".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "no metrics upkeep thread: latency samples wait for scrapes");
+        }
         // Another recorder already installed (an embedding program's) keeps its place; this
         // handle then renders an empty page rather than failing the server.
         if metrics::set_global_recorder(recorder).is_err() {
@@ -101,15 +117,69 @@ pub fn render(state: &AppState) -> String {
     handle.render()
 }
 
-/// Counts one answered request, with its route template (`unmatched` for paths no route has,
-/// so that made-up paths cannot grow the series).
-pub(crate) fn request(route: Option<&str>, method: &axum::http::Method, status: u16, seconds: f64) {
-    let route = route.unwrap_or("unmatched").to_owned();
-    let method = known_method(method);
-    let status = status_label(status);
-    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(LATENCY, "route" => route).record(seconds);
+/// A route template as a label: each distinct template (a finite set: the routes) is kept once
+/// for the life of the process, so that labels and log fields borrow it with no allocation per
+/// request. Paths no route has are one label, `unmatched`, so made-up paths cannot grow it.
+pub(crate) fn route_label(route: Option<&str>) -> &'static str {
+    type Interned = std::sync::RwLock<HashMap<String, &'static str>>;
+    static ROUTES: OnceLock<Interned> = OnceLock::new();
+    let Some(route) = route else {
+        return "unmatched";
+    };
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(label) = routes
+        .read()
+        .ok()
+        .and_then(|known| known.get(route).copied())
+    {
+        return label;
+    }
+    let Ok(mut known) = routes.write() else {
+        return "unmatched";
+    };
+    if let Some(label) = known.get(route) {
+        return label;
+    }
+    let label: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    known.insert(route.to_owned(), label);
+    label
+}
+
+/// The request counter and latency histogram of one (route, method, status), looked up once.
+#[derive(Clone)]
+struct RequestSeries {
+    requests: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+type SeriesKey = (&'static str, &'static str, &'static str);
+
+/// Counts one answered request. The handles are kept per (route, method, status), a small
+/// finite set, so the hot path is one read-locked lookup and two atomic updates instead of a
+/// registry search with label allocations.
+pub(crate) fn request(route: &'static str, method: &axum::http::Method, status: u16, seconds: f64) {
+    static SERIES: OnceLock<std::sync::RwLock<HashMap<SeriesKey, RequestSeries>>> = OnceLock::new();
+    let key = (route, known_method(method), status_label(status));
+    let series = SERIES.get_or_init(Default::default);
+    let found = series
+        .read()
+        .ok()
+        .and_then(|known| known.get(&key).cloned());
+    let found = match found {
+        Some(found) => found,
+        None => {
+            let made = RequestSeries {
+                requests: metrics::counter!(REQUESTS, "route" => key.0, "method" => key.1, "status" => key.2),
+                latency: metrics::histogram!(LATENCY, "route" => key.0),
+            };
+            if let Ok(mut known) = series.write() {
+                known.insert(key, made.clone());
+            }
+            made
+        }
+    };
+    found.requests.increment(1);
+    found.latency.record(seconds);
 }
 
 /// The method as a label from a fixed set: a client can send any token as a method.

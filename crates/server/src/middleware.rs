@@ -23,8 +23,8 @@ pub(crate) struct Tracking {
 }
 
 /// Routes that probes and scrapers call every few seconds: their successes are logged at debug.
-fn is_probe(route: Option<&str>) -> bool {
-    matches!(route, Some("/health/alive" | "/health/ready" | "/metrics"))
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/health/alive" | "/health/ready" | "/metrics")
 }
 
 /// The one middleware. tower-http's request-id layer would keep an `X-Request-Id` the client
@@ -48,10 +48,12 @@ pub(crate) async fn track(
         client_id: OnceLock::new(),
     });
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| matched.as_str().to_owned());
+    let route = crate::metrics::route_label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     let request_timeout = tracking.request_timeout;
     // The mapping runs inside the scope so that its error body carries this request's id. A
     // request past its time is dropped where it stands: a client that stalls its body or a
@@ -70,10 +72,9 @@ pub(crate) async fn track(
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    crate::metrics::request(route.as_deref(), &method, status, elapsed);
+    crate::metrics::request(route, &method, status, elapsed);
     let elapsed_ms = elapsed * 1000.0;
     // The route template, never the path: a path carries ids and whatever a client made up.
-    let route = route.as_deref().unwrap_or("(no route)");
     let client_id = context.client_id.get().map(String::as_str);
     match response.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(detail)) if status >= 500 => {
@@ -82,7 +83,7 @@ pub(crate) async fn track(
         Some(ErrorDetail(detail)) => {
             tracing::info!(%method, route, status, elapsed_ms, tracking_id, client_id, error = %detail, "request refused")
         }
-        None if is_probe(Some(route)) => {
+        None if is_probe(route) => {
             tracing::debug!(%method, route, status, elapsed_ms, tracking_id, "request")
         }
         None => {

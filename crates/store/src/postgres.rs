@@ -1,15 +1,10 @@
 //! The PostgreSQL backend: a pool shared by many patd nodes, its own migrations, and
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
-use crate::queries::{notify, store_by_queries, write_events, Queries};
-use crate::sql::{
-    insert_limited, is_unique_violation, row_access, rows_affected, Dialect, KEYS_CHANNEL,
-    LISTS_CHANNEL, PATS_CHANNEL,
-};
+use crate::queries::{insert_within_limit, notify, store_by_queries, PatInsert, Queries};
+use crate::sql::{row_access, rows_affected, Dialect, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL};
 use crate::{StoreError, StoreEvent};
-use patd_core::audit::AuditEvent;
 use patd_core::ids::PatId;
-use patd_core::pat::NewPat;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
@@ -76,31 +71,15 @@ row_access!(PgRow);
 impl PostgresStore {
     /// Locking the owner's row serializes its creates, so the count in the insert cannot be
     /// raced by another node.
-    async fn insert_pat_here(
-        &self,
-        new_pat: &NewPat,
-        limit: Option<u32>,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        let pat = &new_pat.record;
+    async fn insert_pat_here(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {
+        let pat = &insert.new_pat.record;
         let mut transaction = self.pool.begin().await?;
         sqlx::query("SELECT id FROM identities WHERE id = $1 FOR UPDATE")
             .bind(pat.owner_id.as_str())
             .execute(&mut *transaction)
             .await?;
-        let statement = insert_limited::<Postgres>(new_pat, limit);
-        match statement.query().execute(&mut *transaction).await {
-            Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
-            Err(err) => return Err(err.into()),
-            Ok(done) if done.rows_affected() == 0 => {
-                return Err(StoreError::LimitReached {
-                    max: limit.unwrap_or_default(),
-                })
-            }
-            Ok(_) => {}
-        }
+        insert_within_limit::<Postgres>(&mut transaction, insert).await?;
         notify::<Postgres>(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?;
-        write_events::<Postgres>(&mut transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await?;
         Ok(())
     }

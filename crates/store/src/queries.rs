@@ -6,10 +6,10 @@ use crate::sql::{
     event_from_row, insert_events, push_audit_where, upsert_aggregates, EVENT_CHUNK, EVENT_COLUMNS,
 };
 use crate::sql::{
-    exchange_record, from_millis, identity_from_row, insert_values, is_unique_violation, millis,
-    owned_pat_from_row, push_order, push_where, signing_key_from_row, to_json, Dialect, RowAccess,
-    Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL,
-    PAT_COLUMNS,
+    exchange_record, from_millis, identity_from_row, insert_limited, insert_values,
+    is_unique_violation, millis, owned_pat_from_row, push_order, push_where, signing_key_from_row,
+    to_json, Dialect, RowAccess, Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL,
+    LISTS_CHANNEL, PATS_CHANNEL, PAT_COLUMNS,
 };
 use crate::{
     AuditPage, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement, StoreError,
@@ -625,6 +625,45 @@ where
     }
 }
 
+/// One PAT to insert: within `limit` for its owner, with its `pat.created` event.
+#[derive(Clone, Copy)]
+pub(crate) struct PatInsert<'a> {
+    pub new_pat: &'a NewPat,
+    pub limit: Option<u32>,
+    pub event: &'a AuditEvent,
+}
+
+/// Inserts the PAT, unless its owner is at the limit or has the name, and its event, on a
+/// connection inside the caller's transaction (which keeps other writers of the owner out).
+pub(crate) async fn insert_within_limit<DB>(
+    connection: &mut DB::Connection,
+    insert: PatInsert<'_>,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> &'a [u8]: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+{
+    let statement = insert_limited::<DB>(insert.new_pat, insert.limit);
+    match statement.query().execute(&mut *connection).await {
+        Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
+        Err(err) => return Err(err.into()),
+        Ok(done) if DB::rows_affected(&done) == 0 => {
+            return Err(StoreError::LimitReached {
+                max: insert.limit.unwrap_or_default(),
+            })
+        }
+        Ok(_) => {}
+    }
+    write_events::<DB>(connection, std::slice::from_ref(insert.event)).await
+}
+
 /// How many source addresses are kept per PAT (GitLab's `last_used_ips`).
 pub const RECENT_IPS: usize = 5;
 
@@ -759,7 +798,12 @@ macro_rules! store_by_queries {
                 limit: Option<u32>,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
-                self.insert_pat_here(new_pat, limit, event).await
+                self.insert_pat_here($crate::queries::PatInsert {
+                    new_pat,
+                    limit,
+                    event,
+                })
+                .await
             }
 
             async fn insert_pats(

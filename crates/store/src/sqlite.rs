@@ -1,11 +1,9 @@
 //! The SQLite backend: WAL mode, migrations embedded in the binary, one file created on demand.
 
-use crate::queries::{store_by_queries, Queries};
+use crate::queries::{store_by_queries, PatInsert, Queries};
 use crate::sql::{row_access, rows_affected, Dialect};
 use crate::{StoreError, StoreEvent};
 use creates::Creates;
-use patd_core::audit::AuditEvent;
-use patd_core::pat::NewPat;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -84,13 +82,8 @@ impl SqliteStore {
 impl SqliteStore {
     /// One writer at a time: creates go through the group commit, which checks the per-owner
     /// limit in the same statement as the insert.
-    async fn insert_pat_here(
-        &self,
-        new_pat: &NewPat,
-        limit: Option<u32>,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.creates.insert(new_pat, limit, event).await
+    async fn insert_pat_here(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {
+        self.creates.insert(insert).await
     }
 
     /// `secure_delete` zeroed the old texts in the table's pages, but earlier copies of those

@@ -1,5 +1,6 @@
--- The audit trail (EXTENSIONS E4). Times are Unix milliseconds. An aggregated event (failed
--- exchanges per client, address and minute) has an aggregate_key, and its count grows in place.
+-- The audit trail (EXTENSIONS E4): one file for both backends (sqlite/ links here; SQLite reads
+-- BIGINT as INTEGER). Times are Unix milliseconds. An aggregated event (failed exchanges per
+-- client, address and minute) has an aggregate_key, and its count grows in place.
 CREATE TABLE audit_events (
     id              TEXT    PRIMARY KEY NOT NULL,
     time            BIGINT NOT NULL,

@@ -2,8 +2,8 @@
 //! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) and a fixed
 //! number of round trips to its connection for many PATs, not a few for each.
 
-use crate::queries::write_events;
-use crate::sql::{insert_limited, insert_values, is_unique_violation};
+use crate::queries::{insert_within_limit, write_events, PatInsert};
+use crate::sql::insert_values;
 use crate::StoreError;
 use patd_core::audit::AuditEvent;
 use patd_core::pat::NewPat;
@@ -39,17 +39,12 @@ impl Creates {
     }
 
     /// Answers once the PAT is committed, or with why it was not stored.
-    pub(super) async fn insert(
-        &self,
-        new_pat: &NewPat,
-        limit: Option<u32>,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn insert(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            new_pat: new_pat.clone(),
-            limit,
-            event: event.clone(),
+            new_pat: insert.new_pat.clone(),
+            limit: insert.limit,
+            event: insert.event.clone(),
             reply,
         };
         // Both fail only when the task has stopped, which happens only as the runtime ends.
@@ -89,18 +84,12 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
 /// One create in its own transaction, with its event.
 async fn alone(writer: &SqlitePool, job: &Job) -> Result<(), StoreError> {
     let mut transaction = writer.begin().await?;
-    let statement = insert_limited::<Sqlite>(&job.new_pat, job.limit);
-    match statement.query().execute(&mut *transaction).await {
-        Err(err) if is_unique_violation(&err) => return Err(StoreError::NameTaken),
-        Err(err) => return Err(err.into()),
-        Ok(done) if done.rows_affected() == 0 => {
-            return Err(StoreError::LimitReached {
-                max: job.limit.unwrap_or_default(),
-            })
-        }
-        Ok(_) => {}
-    }
-    write_events::<Sqlite>(&mut transaction, std::slice::from_ref(&job.event)).await?;
+    let insert = PatInsert {
+        new_pat: &job.new_pat,
+        limit: job.limit,
+        event: &job.event,
+    };
+    insert_within_limit::<Sqlite>(&mut transaction, insert).await?;
     transaction.commit().await?;
     Ok(())
 }
