@@ -102,10 +102,10 @@ impl PatCache {
     /// entry past its lifetime still answers until its grace runs out.
     pub async fn get(self: &Arc<Self>, store: &DynStore, id: &PatId) -> Result<Record, StoreError> {
         let Some(entry) = self.records.get(id).await else {
-            metrics::counter!(crate::metrics::CACHE_MISSES).increment(1);
+            crate::metrics::pat_cache(false);
             return self.load(store.as_ref(), id).await;
         };
-        metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
+        crate::metrics::pat_cache(true);
         if entry.loaded.elapsed() < self.lifetime || self.health.is_down() {
             return Ok(entry.record);
         }

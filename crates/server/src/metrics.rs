@@ -96,8 +96,8 @@ fn describe() {
     // Series that exist from the start, so that alerts on them have something to read before
     // the first event: exchanges and refusals at zero, and the outbox, which has no deliveries
     // to make until webhooks exist.
-    for outcome in ["ok", "invalid_client", "rate_limited", "invalid_request"] {
-        metrics::counter!(EXCHANGES, "outcome" => outcome).absolute(0);
+    for outcome in Exchange::ALL {
+        metrics::counter!(EXCHANGES, "outcome" => outcome.label()).absolute(0);
     }
     for outcome in ["delivered", "failed"] {
         metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).absolute(0);
@@ -115,6 +115,69 @@ pub fn render(state: &AppState) -> String {
     metrics::gauge!(POOL, "state" => "in_use").set(f64::from(pools.in_use));
     metrics::gauge!(POOL, "state" => "idle").set(f64::from(pools.idle));
     handle.render()
+}
+
+/// Hot counters without labels that vary per request, looked up in the registry once.
+struct Hot {
+    cache_hits: metrics::Counter,
+    cache_misses: metrics::Counter,
+    /// By `Exchange as usize`.
+    exchanges: [metrics::Counter; 4],
+}
+
+fn hot() -> &'static Hot {
+    static HOT: OnceLock<Hot> = OnceLock::new();
+    HOT.get_or_init(|| {
+        install();
+        Hot {
+            cache_hits: metrics::counter!(CACHE_HITS),
+            cache_misses: metrics::counter!(CACHE_MISSES),
+            exchanges: Exchange::ALL
+                .map(|outcome| metrics::counter!(EXCHANGES, "outcome" => outcome.label())),
+        }
+    })
+}
+
+/// How a token exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    Ok,
+    InvalidClient,
+    RateLimited,
+    InvalidRequest,
+}
+
+impl Exchange {
+    const ALL: [Exchange; 4] = [
+        Exchange::Ok,
+        Exchange::InvalidClient,
+        Exchange::RateLimited,
+        Exchange::InvalidRequest,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Exchange::Ok => "ok",
+            Exchange::InvalidClient => "invalid_client",
+            Exchange::RateLimited => "rate_limited",
+            Exchange::InvalidRequest => "invalid_request",
+        }
+    }
+}
+
+/// Counts one token exchange.
+pub(crate) fn exchange(outcome: Exchange) {
+    hot().exchanges[outcome as usize].increment(1);
+}
+
+/// Counts one PAT lookup, answered from memory or not.
+pub(crate) fn pat_cache(hit: bool) {
+    let hot = hot();
+    if hit {
+        hot.cache_hits.increment(1);
+    } else {
+        hot.cache_misses.increment(1);
+    }
 }
 
 /// A route template as a label: each distinct template (a finite set: the routes) is kept once

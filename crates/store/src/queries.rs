@@ -87,29 +87,51 @@ where
         ));
         push_where(&mut select, query);
         push_order(&mut select, query);
+        let count = request.count.then(|| {
+            let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM pats p");
+            push_where(&mut count, query);
+            count
+        });
+        let (items, total) = self
+            .page(
+                select,
+                (request.limit, request.offset),
+                count,
+                owned_pat_from_row,
+            )
+            .await?;
+        Ok(PatPage { items, total })
+    }
+
+    /// One page of `select` (`LIMIT`, `OFFSET` appended), each row decoded, and the total that
+    /// `count` finds when it is given.
+    async fn page<T>(
+        &self,
+        mut select: Statement<DB>,
+        (limit, offset): (u32, u64),
+        count: Option<Statement<DB>>,
+        decode: impl Fn(&DB::Row) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, Option<u64>), StoreError> {
         select
             .push(" LIMIT ")
-            .bind(Value::Int(i64::from(request.limit)))
+            .bind(Value::Int(i64::from(limit)))
             .push(" OFFSET ")
-            .bind(Value::Int(
-                i64::try_from(request.offset).unwrap_or(i64::MAX),
-            ));
+            .bind(Value::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
         let items = select
             .query()
             .fetch_all(self.reader)
             .await?
             .iter()
-            .map(owned_pat_from_row)
+            .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
-        let total = if request.count {
-            let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM pats p");
-            push_where(&mut count, query);
-            let row = count.query().fetch_one(self.reader).await?;
-            Some(u64::try_from(row.int("total")?).unwrap_or_default())
-        } else {
-            None
+        let total = match count {
+            Some(count) => {
+                let row = count.query().fetch_one(self.reader).await?;
+                Some(u64::try_from(row.int("total")?).unwrap_or_default())
+            }
+            None => None,
         };
-        Ok(PatPage { items, total })
+        Ok((items, total))
     }
 
     pub(crate) async fn pats_by_ids(&self, ids: &[PatId]) -> Result<Vec<OwnedPat>, StoreError> {
@@ -573,28 +595,15 @@ where
         let mut select =
             Statement::<DB>::new(format!("SELECT {EVENT_COLUMNS} FROM audit_events e"));
         push_audit_where(&mut select, query);
-        select
-            .push(&format!(
-                " ORDER BY e.time {direction}, e.id {direction} LIMIT "
-            ))
-            .bind(Value::Int(i64::from(query.limit)))
-            .push(" OFFSET ")
-            .bind(Value::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
-        let items = select
-            .query()
-            .fetch_all(self.reader)
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let total = if query.count {
+        select.push(&format!(" ORDER BY e.time {direction}, e.id {direction}"));
+        let count = query.count.then(|| {
             let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM audit_events e");
             push_audit_where(&mut count, query);
-            let row = count.query().fetch_one(self.reader).await?;
-            Some(u64::try_from(row.int("total")?).unwrap_or_default())
-        } else {
-            None
-        };
+            count
+        });
+        let (items, total) = self
+            .page(select, (query.limit, query.offset), count, event_from_row)
+            .await?;
         Ok(AuditPage { items, total })
     }
 

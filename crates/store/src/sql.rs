@@ -200,9 +200,13 @@ fn time_column(field: TimeField) -> &'static str {
     }
 }
 
-/// Every comparison is two-valued (a missing date compares false, never NULL), so `not` is the
-/// exact complement.
-fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
+/// A filter's `and`, `or` and `not` as SQL, each comparison written by `leaf`. Every comparison
+/// is two-valued (a missing value compares false, never NULL), so `not` is the exact complement.
+fn push_tree<DB: Dialect, C>(
+    statement: &mut Statement<DB>,
+    filter: &Filter<C>,
+    leaf: &impl Fn(&mut Statement<DB>, &C),
+) {
     match filter {
         Filter::And(left, right) | Filter::Or(left, right) => {
             let joiner = if matches!(filter, Filter::And(..)) {
@@ -211,17 +215,27 @@ fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
                 " OR "
             };
             statement.push("(");
-            push_filter(statement, left);
+            push_tree(statement, left, leaf);
             statement.push(joiner);
-            push_filter(statement, right);
+            push_tree(statement, right, leaf);
             statement.push(")");
         }
         Filter::Not(inner) => {
             statement.push("(NOT ");
-            push_filter(statement, inner);
+            push_tree(statement, inner, leaf);
             statement.push(")");
         }
-        Filter::Compare(Comparison::Time { field, op, value }) => {
+        Filter::Compare(comparison) => leaf(statement, comparison),
+    }
+}
+
+fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
+    push_tree(statement, filter, &push_comparison::<DB>);
+}
+
+fn push_comparison<DB: Dialect>(statement: &mut Statement<DB>, comparison: &Comparison) {
+    match comparison {
+        Comparison::Time { field, op, value } => {
             let column = time_column(*field);
             let (sql_op, bound) = millis_comparison(*op, *value);
             statement
@@ -229,18 +243,18 @@ fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
                 .bind(Value::Int(bound))
                 .push(")");
         }
-        Filter::Compare(Comparison::Presence { field, present }) => {
+        Comparison::Presence { field, present } => {
             let test = if *present { "IS NOT NULL" } else { "IS NULL" };
             statement.push(&format!("({} {test})", time_column(*field)));
         }
-        Filter::Compare(Comparison::Name(NameMatch::Eq(value))) => {
+        Comparison::Name(NameMatch::Eq(value)) => {
             statement.push("(p.name = ").bind_text(value).push(")");
         }
-        Filter::Compare(Comparison::Name(NameMatch::Contains(value))) => {
+        Comparison::Name(NameMatch::Contains(value)) => {
             let [before, after] = DB::CONTAINS;
             statement.push(before).bind_text(value).push(after);
         }
-        Filter::Compare(Comparison::Name(NameMatch::StartsWith(value))) => {
+        Comparison::Name(NameMatch::StartsWith(value)) => {
             let [before, between, after] = DB::STARTS_WITH;
             statement
                 .push(before)
@@ -249,12 +263,12 @@ fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
                 .bind_text(value)
                 .push(after);
         }
-        Filter::Compare(Comparison::Name(NameMatch::In(values))) => {
+        Comparison::Name(NameMatch::In(values)) => {
             statement.push("(p.name IN ");
             statement.bind_tuple(values.iter().cloned().map(Value::Text));
             statement.push(")");
         }
-        Filter::Compare(Comparison::Managed(value)) => {
+        Comparison::Managed(value) => {
             statement
                 .push("(p.managed = ")
                 .bind(Value::Bool(*value))
@@ -563,51 +577,39 @@ pub(crate) fn push_audit_where<DB: Dialect>(statement: &mut Statement<DB>, query
 }
 
 fn push_audit_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter<AuditComparison>) {
-    match filter {
-        Filter::And(left, right) | Filter::Or(left, right) => {
-            let joiner = if matches!(filter, Filter::And(..)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            statement.push("(");
-            push_audit_filter(statement, left);
-            statement.push(joiner);
-            push_audit_filter(statement, right);
-            statement.push(")");
-        }
-        Filter::Not(inner) => {
-            statement.push("NOT (");
-            push_audit_filter(statement, inner);
-            statement.push(")");
-        }
-        Filter::Compare(AuditComparison::Type(kinds)) => {
-            statement.push("e.type IN ");
+    push_tree(statement, filter, &push_audit_comparison::<DB>);
+}
+
+/// Nullable columns compare false when NULL, inside `COALESCE`, so `not` stays the complement.
+fn push_audit_comparison<DB: Dialect>(statement: &mut Statement<DB>, comparison: &AuditComparison) {
+    let (column, value) = match comparison {
+        AuditComparison::Type(kinds) => {
+            statement.push("(e.type IN ");
             statement.bind_tuple(
                 kinds
                     .iter()
                     .map(|kind| Value::Text(kind.as_str().to_owned())),
             );
+            statement.push(")");
+            return;
         }
-        Filter::Compare(AuditComparison::ActorId(id)) => {
-            statement.push("e.actor_id = ").bind_text(id);
-        }
-        Filter::Compare(AuditComparison::TargetId(id)) => {
-            statement.push("e.target_id = ").bind_text(id);
-        }
-        Filter::Compare(AuditComparison::TargetOwnerId(id)) => {
-            statement.push("e.target_owner_id = ").bind_text(id);
-        }
-        Filter::Compare(AuditComparison::Outcome(outcome)) => {
-            statement.push("e.outcome = ").bind_text(outcome.as_str());
-        }
-        Filter::Compare(AuditComparison::Time { op, value }) => {
+        AuditComparison::Time { op, value } => {
             let (sql, bound) = millis_comparison(*op, *value);
             statement
-                .push(&format!("e.time {sql} "))
-                .bind(Value::Int(bound));
+                .push(&format!("(e.time {sql} "))
+                .bind(Value::Int(bound))
+                .push(")");
+            return;
         }
-    }
+        AuditComparison::ActorId(id) => ("e.actor_id", id.as_str()),
+        AuditComparison::TargetId(id) => ("e.target_id", id.as_str()),
+        AuditComparison::TargetOwnerId(id) => ("e.target_owner_id", id.as_str()),
+        AuditComparison::Outcome(outcome) => ("e.outcome", outcome.as_str()),
+    };
+    statement
+        .push(&format!("(COALESCE({column} = "))
+        .bind_text(value)
+        .push(", FALSE))");
 }
 
 /// An event as stored. An aggregated event shows its count in `details.count`.

@@ -338,6 +338,17 @@ async fn a_flood_of_failed_exchanges_writes_one_row_per_client_and_address_a_min
     assert_eq!(unknown_row["sourceIp"], "127.0.0.1");
     // The made-up id itself is nowhere in the table.
     assert!(!serde_json::to_string(&rows).unwrap().contains(&unknown));
+    // `not` is the complement even where the column is empty (anonymous actors have no id).
+    let negated = events(
+        &app,
+        &app.admin_token,
+        &[(
+            "filters",
+            r#"type eq "auth.failed" and not actor.id eq "nobody""#,
+        )],
+    )
+    .await;
+    assert_eq!(negated.len(), rows.len());
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::lastused::Use;
+use crate::metrics::Exchange;
 use crate::openapi::{Always, TooLarge, TooMany};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
@@ -61,13 +62,12 @@ async fn token(State(state): State<AppState>, request: Request) -> Result<Respon
         Ok(credentials) => exchange(&state, credentials, peer).await,
         Err(err) => Err(err),
     };
-    let outcome = match &answer {
-        Ok(_) => "ok",
-        Err(ApiError::InvalidClient) => "invalid_client",
-        Err(ApiError::RateLimited(_)) => "rate_limited",
-        Err(_) => "invalid_request",
-    };
-    metrics::counter!(crate::metrics::EXCHANGES, "outcome" => outcome).increment(1);
+    crate::metrics::exchange(match &answer {
+        Ok(_) => Exchange::Ok,
+        Err(ApiError::InvalidClient) => Exchange::InvalidClient,
+        Err(ApiError::RateLimited(_)) => Exchange::RateLimited,
+        Err(_) => Exchange::InvalidRequest,
+    });
     answer
 }
 
