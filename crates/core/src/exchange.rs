@@ -18,8 +18,9 @@ pub struct ExchangeRecord {
     pub pat: PatRecord,
     pub digest: SecretDigest,
     pub owner: Identity,
-    /// The last five addresses the PAT was used from, newest first (GitLab's `last_used_ips`).
-    pub recent_ips: Vec<String>,
+    /// The last five addresses the PAT was used from, newest first (GitLab's `last_used_ips`),
+    /// parsed once when the record is read so that an exchange compares them without allocating.
+    pub recent_ips: Vec<std::net::IpAddr>,
 }
 
 /// Permission to mint an access token, with everything its claims need, borrowed from the

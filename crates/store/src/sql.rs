@@ -473,7 +473,10 @@ pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, St
     let digest = SecretDigest::from_bytes(&row.bytes("secret_digest")?)
         .ok_or_else(|| corrupt("secret_digest", "not 32 bytes"))?;
     let owner = identity_from_row(row, "owner_")?;
-    let recent_ips = from_json(&row.text("last_used_ips")?, "last_used_ips")?;
+    let recent_ips = from_json(&row.text("last_used_ips")?, "last_used_ips")?
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
     Ok(ExchangeRecord {
         pat,
         digest,

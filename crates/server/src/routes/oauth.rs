@@ -158,10 +158,9 @@ fn note_use(
     let daily = state
         .pats
         .claim_last_used(pat_id, record.pat.last_used, now);
-    let new_ip = peer.and_then(|ip| {
-        let text = ip.to_string();
-        (!record.recent_ips.contains(&text) && state.pats.claim_new_ip(pat_id, ip)).then_some(text)
-    });
+    let new_ip = peer
+        .filter(|ip| !record.recent_ips.contains(ip) && state.pats.claim_new_ip(pat_id, *ip))
+        .map(|ip| ip.to_string());
     if !daily && new_ip.is_none() {
         return;
     }
