@@ -4,6 +4,7 @@
 use crate::ids::IdentityId;
 use crate::pat::PatRecord;
 use crate::rights::{Right, Rights};
+use crate::scope::{Scope, SCOPE_ALL};
 use crate::Rule;
 
 /// The authenticated caller: whose access token it is and the rights fixed in it.
@@ -11,6 +12,9 @@ use crate::Rule;
 pub struct Caller {
     pub identity_id: IdentityId,
     pub rights: Rights,
+    /// Whether the token's scope holds `sp:scopes:all`: it was minted with every right its
+    /// owner held, and nothing a PAT's scope can name is beyond it.
+    pub whole_scope: bool,
 }
 
 /// Why an operation is refused.
@@ -21,6 +25,18 @@ pub enum Denied {
     Forbidden(&'static [Right]),
     /// The caller may not see the PAT.
     NotFound,
+    /// The scope asked for would let a PAT do more than the calling token may.
+    Wider(Widening),
+}
+
+/// How a scope would reach past the calling token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Widening {
+    /// It would grant these rights, which the token does not hold.
+    Rights(Rights),
+    /// It holds `sp:scopes:all`, which follows the owner's rights wherever they go, while the
+    /// token's own scope is narrower.
+    WholeScope,
 }
 
 /// The `owner-id` query parameter.
@@ -119,6 +135,23 @@ impl Caller {
         }
     }
 
+    /// Giving a PAT `scope`, for an owner who holds `owner_rights`: a token may give no more than
+    /// it holds itself, so a narrowed token cannot mint its way back to its owner's rights. A
+    /// token whose scope is `sp:scopes:all` already holds everything a scope can name.
+    pub fn may_grant(&self, scope: &Scope, owner_rights: Rights) -> Result<(), Denied> {
+        if self.whole_scope {
+            return Ok(());
+        }
+        let missing = scope.effective_rights(owner_rights).without(self.rights);
+        if !missing.is_empty() {
+            return Err(Denied::Wider(Widening::Rights(missing)));
+        }
+        if scope.entries().iter().any(|entry| entry == SCOPE_ALL) {
+            return Err(Denied::Wider(Widening::WholeScope));
+        }
+        Ok(())
+    }
+
     fn may_see(&self, pat: &PatRecord) -> bool {
         if pat.managed && !self.rights.contains(Right::ManagedRead) {
             return false;
@@ -159,6 +192,7 @@ mod tests {
         let caller = |rights: Rights| Caller {
             identity_id: me.clone(),
             rights,
+            whole_scope: true,
         };
         let read_only: Rights = [Right::MyRead].into_iter().collect();
         let all_read_my_manage: Rights = [Right::AllRead, Right::MyManage].into_iter().collect();
@@ -194,6 +228,7 @@ mod tests {
         let caller = |rights: Rights| Caller {
             identity_id: me.clone(),
             rights,
+            whole_scope: true,
         };
         let user = caller(Level::User.rights());
         assert_eq!(
@@ -225,5 +260,64 @@ mod tests {
             })
         );
         assert_eq!(OwnerParam::parse(Some("bogus")), Err(Rule::OwnerIdInvalid));
+    }
+
+    #[test]
+    fn a_token_gives_no_more_than_it_holds() {
+        let scope = |entries: &[&str]| {
+            Scope::parse(Some(entries.iter().map(|e| (*e).to_owned()).collect())).unwrap()
+        };
+        let admin = Level::OrgAdmin.rights();
+        let narrowed = |rights: &[Right]| Caller {
+            identity_id: IdentityId::generate(&mut rand::rng()),
+            rights: rights.iter().copied().collect(),
+            whole_scope: false,
+        };
+        let manage_only = narrowed(&[Right::MyManage]);
+        let all = Scope::all();
+        // The escalation of issue 17: a manage-only token asking for everything.
+        assert_eq!(
+            manage_only.may_grant(&all, admin),
+            Err(Denied::Wider(Widening::Rights(
+                admin.without([Right::MyManage].into_iter().collect())
+            )))
+        );
+        assert_eq!(
+            manage_only.may_grant(&scope(&["idn:all-personal-access-tokens:manage"]), admin),
+            Err(Denied::Wider(Widening::Rights(
+                [Right::AllManage].into_iter().collect()
+            )))
+        );
+        assert_eq!(
+            manage_only.may_grant(&scope(&["sp:scopes:default"]), admin),
+            Err(Denied::Wider(Widening::Rights(
+                [Right::MyRead].into_iter().collect()
+            )))
+        );
+        // As wide as itself, or narrower, or naming rights the owner lacks: allowed.
+        assert_eq!(
+            manage_only.may_grant(&scope(&["sp:my-personal-access-tokens:manage"]), admin),
+            Ok(())
+        );
+        assert_eq!(manage_only.may_grant(&scope(&["demo:x"]), admin), Ok(()));
+        assert_eq!(
+            manage_only.may_grant(
+                &scope(&["idn:all-personal-access-tokens:manage"]),
+                Level::User.rights()
+            ),
+            Ok(())
+        );
+        // Holding every right today is not enough for sp:scopes:all, which follows the owner.
+        let user_rights: Vec<Right> = Level::User.rights().iter().collect();
+        assert_eq!(
+            narrowed(&user_rights).may_grant(&all, Level::User.rights()),
+            Err(Denied::Wider(Widening::WholeScope))
+        );
+        // A token of sp:scopes:all is not limited.
+        let whole = Caller {
+            whole_scope: true,
+            ..narrowed(&user_rights)
+        };
+        assert_eq!(whole.may_grant(&all, admin), Ok(()));
     }
 }

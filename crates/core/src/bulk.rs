@@ -34,6 +34,7 @@ pub fn plan(ids: &[String], operations: &Value) -> Result<BulkPlan, Rule> {
         }
         seen.push(id);
     }
+    crate::patch::check_operation_count(operations)?;
     let Some(list) = operations.as_array().filter(|list| !list.is_empty()) else {
         return Err(Rule::Bulk(
             "patch must hold at least one operation".to_owned(),

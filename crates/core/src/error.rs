@@ -43,6 +43,12 @@ pub enum Rule {
     TooManyTokens { max: u32 },
     #[error("path '{0}' is not patchable")]
     PathNotPatchable(String),
+    #[error("a patch may hold at most {max} operations")]
+    TooManyOperations { max: usize },
+    #[error("copy and move may not write into an array")]
+    PatchCopyIntoArray,
+    #[error("the patch would make the document too large")]
+    PatchTooLarge,
     #[error("the patch could not be applied: {0}")]
     PatchFailed(String),
     #[error("{0}")]

@@ -16,6 +16,13 @@ const SCOPE: &str = "scope";
 const EXPIRATION_DATE: &str = "expirationDate";
 const NEVER_EXPIRES: &str = "userAwareTokenNeverExpires";
 
+/// At most this many operations in one patch (and in a bulk update's patch).
+pub const MAX_OPERATIONS: usize = 100;
+/// The most the patched document may weigh (JSON values plus string bytes) after any
+/// operation. A valid PAT weighs about 13 KiB at most (50 scope entries of 256 characters), so
+/// this leaves room for any real patch while bounding what `copy` and `add` can build.
+const MAX_DOCUMENT_WEIGHT: usize = 64 * 1024;
+
 impl Family {
     /// The top-level members a patch may touch in this family.
     pub fn patchable_paths(self) -> &'static [&'static str] {
@@ -34,12 +41,13 @@ pub fn apply_patch(
     operations: &Value,
     now: OffsetDateTime,
 ) -> Result<PatRecord, Rule> {
+    check_operation_count(operations)?;
     let patch: json_patch::Patch = serde_json::from_value(operations.clone())
         .map_err(|err| Rule::PatchSyntax(format!("the body is not a JSON Patch: {err}")))?;
     let touched = touched_members(operations, family)?;
 
     let mut document = patchable_document(current, family);
-    json_patch::patch(&mut document, &patch).map_err(|err| Rule::PatchFailed(err.to_string()))?;
+    apply_bounded(&mut document, &patch)?;
 
     let mut updated = current.clone();
     updated.name = match document.get(NAME) {
@@ -91,6 +99,81 @@ pub fn apply_patch(
         updated.never_expires_acknowledged = acknowledged;
     }
     Ok(updated)
+}
+
+/// Refuses a patch of more than [`MAX_OPERATIONS`] operations before any is read.
+pub fn check_operation_count(operations: &Value) -> Result<(), Rule> {
+    match operations.as_array() {
+        Some(list) if list.len() > MAX_OPERATIONS => Err(Rule::TooManyOperations {
+            max: MAX_OPERATIONS,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the operations one at a time, so that no operation starts on a document that has
+/// outgrown its bounds: `copy` and `move` may not write inside an array (each such copy could
+/// double the array), `scope` may hold at most its documented number of entries, and the whole
+/// document may not outweigh [`MAX_DOCUMENT_WEIGHT`]. With at most [`MAX_OPERATIONS`]
+/// operations on a document this small, a patch costs microseconds whatever it asks for.
+fn apply_bounded(document: &mut Value, patch: &json_patch::Patch) -> Result<(), Rule> {
+    use json_patch::PatchOperation;
+    for operation in &patch.0 {
+        if let PatchOperation::Copy(json_patch::CopyOperation { path, .. })
+        | PatchOperation::Move(json_patch::MoveOperation { path, .. }) = operation
+        {
+            if parent_is_array(document, path.as_str()) {
+                return Err(Rule::PatchCopyIntoArray);
+            }
+        }
+        json_patch::patch(document, std::slice::from_ref(operation))
+            .map_err(|err| Rule::PatchFailed(err.to_string()))?;
+        if let Some(Value::Array(entries)) = document.get(SCOPE) {
+            if entries.len() > Scope::MAX_ENTRIES {
+                return Err(Rule::ScopeTooMany {
+                    max: Scope::MAX_ENTRIES,
+                });
+            }
+        }
+        if weight(document, MAX_DOCUMENT_WEIGHT).is_none() {
+            return Err(Rule::PatchTooLarge);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the member `path` would be written into is an array.
+fn parent_is_array(document: &Value, path: &str) -> bool {
+    // A pointer's tokens escape `/` (as `~1`), so the last `/` ends the parent.
+    match path.rsplit_once('/') {
+        Some((parent, _)) => document.pointer(parent).is_some_and(Value::is_array),
+        None => false,
+    }
+}
+
+/// The weight of `value` (one per JSON value, plus every string's and key's bytes), or `None`
+/// once it passes `budget`: the walk stops there, so it never costs more than the budget.
+fn weight(value: &Value, budget: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        total += 1;
+        match value {
+            Value::String(text) => total += text.len(),
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => {
+                for (key, member) in members {
+                    total += key.len();
+                    pending.push(member);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+        if total > budget {
+            return None;
+        }
+    }
+    Some(total)
 }
 
 /// The document a patch runs against: only the family's patchable members.
@@ -279,6 +362,52 @@ mod tests {
             &start,
             Classic,
             json!([{"op": "frobnicate", "path": "/name"}]),
+        );
+    }
+
+    #[test]
+    fn patches_are_bounded_before_each_operation() {
+        let start = pat(Expiry::Never, true);
+        let run = |ops: Value| apply_patch(&start, Family::Classic, &ops, NOW).map(|_| ());
+        // The copy bomb: each operation would double the scope.
+        let bomb = vec![json!({"op": "copy", "from": "/scope", "path": "/scope/-"}); 26];
+        assert_eq!(run(Value::Array(bomb)), Err(Rule::PatchCopyIntoArray));
+        let bomb = vec![json!({"op": "move", "from": "/name", "path": "/scope/0"}); 2];
+        assert_eq!(run(Value::Array(bomb)), Err(Rule::PatchCopyIntoArray));
+        // Doubling through objects instead of arrays stops at the weight bound.
+        let mut nested = vec![
+            json!({"op": "replace", "path": "/scope", "value": vec!["x".repeat(256); 50]}),
+            json!({"op": "add", "path": "/name", "value": {}}),
+        ];
+        for step in 0..60 {
+            nested.push(json!({"op": "copy", "from": "/scope", "path": format!("/name/{step}")}));
+            nested.push(json!({"op": "copy", "from": "/name", "path": "/scope"}));
+        }
+        nested.truncate(MAX_OPERATIONS);
+        assert_eq!(run(Value::Array(nested)), Err(Rule::PatchTooLarge));
+        // One entry past the documented maximum is refused as it is added.
+        let mut adds = vec![json!({"op": "replace", "path": "/scope", "value": vec!["a"; 50]})];
+        adds.extend(vec![
+            json!({"op": "add", "path": "/scope/-", "value": "b"});
+            40
+        ]);
+        assert_eq!(run(Value::Array(adds)), Err(Rule::ScopeTooMany { max: 50 }));
+        // More operations than allowed are refused before any runs.
+        let many = vec![json!({"op": "test", "path": "/name", "value": "ci"}); MAX_OPERATIONS + 1];
+        assert_eq!(
+            run(Value::Array(many)),
+            Err(Rule::TooManyOperations {
+                max: MAX_OPERATIONS
+            })
+        );
+        let enough = vec![json!({"op": "test", "path": "/name", "value": "ci"}); MAX_OPERATIONS];
+        assert_eq!(run(Value::Array(enough)), Ok(()));
+        // Copying a whole member onto a member is still allowed.
+        assert_eq!(
+            run(
+                json!([{"op": "replace", "path": "/scope", "value": ["ci"]}, {"op": "copy", "from": "/scope", "path": "/scope"}])
+            ),
+            Ok(())
         );
     }
 

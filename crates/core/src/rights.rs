@@ -97,6 +97,11 @@ impl Rights {
         Rights(self.0 & other.0)
     }
 
+    /// The rights of `self` that `other` lacks.
+    pub fn without(self, other: Rights) -> Rights {
+        Rights(self.0 & !other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -8,7 +8,7 @@ pub const SCOPE_ALL: &str = "sp:scopes:all";
 /// **[patd]** The `my-…:read` right only.
 pub const SCOPE_DEFAULT: &str = "sp:scopes:default";
 
-const MAX_ENTRIES: usize = 50;
+const MAX_ENTRIES: usize = Scope::MAX_ENTRIES;
 const MAX_ENTRY_CHARS: usize = 256;
 
 /// A validated scope: 1 to 50 entries, each 1 to 256 characters of `[A-Za-z0-9:._*-]`.
@@ -17,6 +17,9 @@ const MAX_ENTRY_CHARS: usize = 256;
 pub struct Scope(Vec<String>);
 
 impl Scope {
+    /// The most entries a scope may hold.
+    pub const MAX_ENTRIES: usize = 50;
+
     /// `None` (omitted or null) means `["sp:scopes:all"]`.
     pub fn parse(raw: Option<Vec<String>>) -> Result<Scope, Rule> {
         let Some(entries) = raw else {

@@ -28,6 +28,8 @@ pub enum ApiError {
     Content(Rule),
     /// 403: any one of these rights would allow the call (none: no right would).
     Forbidden(&'static [patd_core::rights::Right]),
+    /// 403: the scope asked for reaches past the calling token.
+    Wider(patd_core::authz::Widening),
     NotFound,
     MethodNotAllowed,
     /// 401 on the API, with the text after `error`.
@@ -83,6 +85,7 @@ impl From<patd_core::authz::Denied> for ApiError {
         match denied {
             patd_core::authz::Denied::Forbidden(accepted) => ApiError::Forbidden(accepted),
             patd_core::authz::Denied::NotFound => ApiError::NotFound,
+            patd_core::authz::Denied::Wider(widening) => ApiError::Wider(widening),
         }
     }
 }
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::Syntax(_) => "the request could not be read",
             ApiError::Content(_) => "the request broke a rule",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Wider(_) => "forbidden: the scope reaches past the calling token",
             ApiError::NotFound => "not found",
             ApiError::MethodNotAllowed => "method not allowed",
             ApiError::InvalidRequest(_) => "invalid token request",
@@ -132,6 +136,12 @@ impl IntoResponse for ApiError {
                 "403 Forbidden",
                 "The server understood the request but refuses to authorize it.",
                 rights_needed(accepted),
+            ),
+            ApiError::Wider(widening) => dto(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden",
+                "The server understood the request but refuses to authorize it.",
+                Some(wider(widening)),
             ),
             ApiError::NotFound => dto(
                 StatusCode::NOT_FOUND,
@@ -218,6 +228,20 @@ fn rights_needed(accepted: &[patd_core::rights::Right]) -> Option<String> {
         [] => None,
         [only] => Some(format!("requires the right {only}")),
         many => Some(format!("requires one of the rights {}", many.join(", "))),
+    }
+}
+
+/// The 403's one cause when a scope would reach past the calling token.
+fn wider(widening: patd_core::authz::Widening) -> String {
+    match widening {
+        patd_core::authz::Widening::Rights(missing) => format!(
+            "the scope would grant {}, which the calling token does not hold",
+            missing.idn_names().join(", ")
+        ),
+        patd_core::authz::Widening::WholeScope => format!(
+            "{} may be given only by a token whose own scope holds it",
+            patd_core::scope::SCOPE_ALL
+        ),
     }
 }
 

@@ -54,9 +54,14 @@ impl FromRequestParts<AppState> for Authenticated {
             .await
             .map_err(ApiError::RateLimited)?;
         let rights = Rights::from_names(claims.rights.iter().map(AsRef::as_ref));
+        let whole_scope = claims
+            .scope
+            .iter()
+            .any(|entry| entry == patd_core::scope::SCOPE_ALL);
         Ok(Authenticated(Caller {
             identity_id,
             rights,
+            whole_scope,
         }))
     }
 }

@@ -19,6 +19,8 @@ mod crash;
 mod datetimes;
 /// Error bodies for unknown routes, bad methods and framework rejections.
 mod errors;
+/// A narrowed token cannot mint or patch itself a wider PAT.
+mod escalation;
 /// `POST /oauth/token` and bearer-token checks.
 mod exchange;
 /// The filter grammar against known PATs.

@@ -22,6 +22,7 @@ use patd_core::listing::{ListParams, ListRequest};
 use patd_core::pat::CreateInput;
 use patd_core::patch::apply_patch;
 use patd_core::rights::Right;
+use patd_core::scope::Scope;
 use patd_core::Rule;
 use patd_proto::{
     BulkUpdateRequest, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
@@ -188,6 +189,8 @@ async fn create(
         },
         managed: false,
     };
+    // Judged by the scope the PAT would get, the default included.
+    caller.may_grant(&Scope::parse(input.scope.clone())?, owner.rights())?;
     let limit = Some(state.config.max_tokens_per_owner);
     let created = service::create_pat(
         state.store.as_ref(),
@@ -271,6 +274,14 @@ async fn patch_pat(
 ) -> Result<Json<GetPersonalAccessTokenResponse>, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
+    if updated.scope != owned.pat.scope {
+        let owner = state
+            .identities
+            .get(state.store.as_ref(), &updated.owner_id)
+            .await?
+            .ok_or(ApiError::Forbidden(&[]))?;
+        caller.may_grant(&updated.scope, owner.rights())?;
+    }
     let event = updated_event(acting(&state, &caller).await?, &updated, &operations);
     let result = state.store.update_pat(&updated, &event).await;
     state.pats.invalidate(&updated.id).await;
