@@ -15,6 +15,8 @@ pub enum Rule {
     NameTooLong { max: usize },
     #[error("name must not contain control characters")]
     NameControlCharacter,
+    #[error("name must not contain invisible or direction-changing characters (Unicode format characters, line or paragraph separators)")]
+    NameInvisibleCharacter,
     #[error("name '{0}' is already used by another personal access token of this owner")]
     NameTaken(String),
     #[error("identity name '{0}' is already taken")]

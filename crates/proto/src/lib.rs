@@ -218,6 +218,9 @@ pub struct AccessTokenClaims<'a> {
     pub iss: Cow<'a, str>,
     pub iat: i64,
     pub exp: i64,
+    /// patd mints none, but a token that carries one is not used before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: Cow<'a, str>,
     pub client_id: Cow<'a, str>,
     pub identity_id: Cow<'a, str>,

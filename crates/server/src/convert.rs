@@ -67,6 +67,7 @@ pub(crate) fn claims<'a>(
         iss: Cow::Borrowed(issuer),
         iat: grant.issued_at.unix_timestamp(),
         exp: grant.expires_at.unix_timestamp(),
+        nbf: None,
         jti: Cow::Borrowed(jti),
         client_id: Cow::Borrowed(grant.pat_id.as_str()),
         identity_id: Cow::Borrowed(grant.owner.id.as_str()),

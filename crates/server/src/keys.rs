@@ -96,7 +96,8 @@ pub struct KeyRing {
     active: SigningKey,
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
-    /// The checks every token goes through: EdDSA only, no leeway, `exp` and a known `iss`.
+    /// The signature checks every token goes through: EdDSA only and a known `iss`; the times
+    /// are checked by [`check_times`], on every path.
     validation: Validation,
     /// Counts reloads, so that concurrent requests that met an unknown `kid` share one.
     generation: u64,
@@ -106,6 +107,10 @@ pub struct KeyRing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtRejection {
     Expired,
+    /// `nbf` or `iat` is later than now, past the leeway.
+    NotYetValid,
+    /// The header names a critical extension (`crit`, RFC 7515 §4.1.11); patd knows none.
+    Critical,
     Malformed,
     Algorithm,
     UnknownKid,
@@ -117,6 +122,8 @@ impl JwtRejection {
     pub fn reason(self) -> &'static str {
         match self {
             JwtRejection::Expired => "JWT is expired",
+            JwtRejection::NotYetValid => "JWT is not valid yet",
+            JwtRejection::Critical => "JWT has a critical header parameter that is not supported",
             JwtRejection::Malformed => "JWT is malformed",
             JwtRejection::Algorithm => "JWT algorithm is not allowed",
             JwtRejection::UnknownKid => "JWT key id is unknown",
@@ -178,6 +185,9 @@ impl KeyRing {
             })
             .collect();
         let mut validation = Validation::new(Algorithm::EdDSA);
+        // One clock rule for every path, the cached one included: `check_times`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = 0;
         validation.set_issuer(issuers);
         validation.set_required_spec_claims(&["exp", "iss"]);
@@ -220,24 +230,68 @@ impl KeyRing {
         Ok(token)
     }
 
-    /// Checks the header's algorithm and `kid`, the signature, `iss` and `exp`, in that order.
-    pub fn verify(&self, token: &str) -> Result<AccessTokenClaims<'static>, JwtRejection> {
+    /// Checks the header's algorithm, `crit` and `kid`, the signature, `iss`, and the times
+    /// (`check_times`), in that order.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
         // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
         if header.alg != Algorithm::EdDSA {
             return Err(JwtRejection::Algorithm);
         }
+        // jsonwebtoken's `Header` drops `crit`, so the header is read again for it.
+        if names_critical_extension(token) {
+            return Err(JwtRejection::Critical);
+        }
         let kid = header.kid.ok_or(JwtRejection::UnknownKid)?;
         let key = self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)?;
-        jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => JwtRejection::Expired,
-                ErrorKind::InvalidIssuer => JwtRejection::Issuer,
-                ErrorKind::InvalidSignature => JwtRejection::Signature,
-                ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
-                _ => JwtRejection::Malformed,
-            })
+        let claims =
+            jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &self.validation)
+                .map(|data| data.claims)
+                .map_err(|err| match err.kind() {
+                    ErrorKind::InvalidIssuer => JwtRejection::Issuer,
+                    ErrorKind::InvalidSignature => JwtRejection::Signature,
+                    ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
+                    _ => JwtRejection::Malformed,
+                })?;
+        check_times(&claims, now)?;
+        Ok(claims)
+    }
+}
+
+/// How far ahead of this node's clock a token's `iat` or `nbf` may be: another node's clock
+/// may run a little ahead. `exp` gets none: a token is refused from its `exp` second on (RFC
+/// 7519 §4.1.4).
+pub const CLOCK_LEEWAY_SECONDS: i64 = 60;
+
+/// The one clock rule, for tokens just verified and tokens from the cache alike: refused from
+/// `exp` on, and while `nbf` or `iat` lies more than [`CLOCK_LEEWAY_SECONDS`] ahead.
+pub fn check_times(claims: &AccessTokenClaims<'_>, now: i64) -> Result<(), JwtRejection> {
+    if claims.exp <= now {
+        return Err(JwtRejection::Expired);
+    }
+    let latest_start = now.saturating_add(CLOCK_LEEWAY_SECONDS);
+    if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+        return Err(JwtRejection::NotYetValid);
+    }
+    Ok(())
+}
+
+/// Whether the token's header has a `crit` member (or cannot be read as JSON at all, which the
+/// decoder refuses anyway). patd understands no JWS extension, so any is unknown to it.
+fn names_critical_extension(token: &str) -> bool {
+    let Some(segment) = token.split('.').next() else {
+        return true;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) else {
+        return true;
+    };
+    match serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes) {
+        Ok(header) => header.contains_key("crit"),
+        Err(_) => true,
     }
 }
 
@@ -543,19 +597,18 @@ impl Keys {
         // A token in the cache passed every check once; issuers are only ever added, so only
         // its expiry can have changed since.
         let epoch = self.retirements.load(Ordering::SeqCst);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         if let Some((claims, verified_in)) = self.verified.get(token) {
             if verified_in == epoch {
-                if claims.exp <= OffsetDateTime::now_utc().unix_timestamp() {
-                    return Err(JwtRejection::Expired);
-                }
+                check_times(&claims, now)?;
                 return Ok(claims);
             }
         }
         let ring = self.current();
-        let claims = match ring.verify(token) {
+        let claims = match ring.verify(token, now) {
             Err(JwtRejection::UnknownKid | JwtRejection::Issuer) => {
                 self.reload_after(store, ring.generation).await;
-                self.current().verify(token)
+                self.current().verify(token, now)
             }
             other => other,
         };

@@ -448,3 +448,101 @@ async fn a_token_never_outlives_its_pat() {
     assert!(claims["exp"].as_i64().unwrap() <= soon.unix_timestamp());
     assert!(body["expires_in"].as_i64().unwrap() <= 300);
 }
+
+/// A token with a header of our own writing (jsonwebtoken's `Header` cannot hold `crit`),
+/// signed with the server's own key.
+async fn forge_with_header(app: &TestApp, header: Value, claims: &Value) -> String {
+    let keys = app.store.signing_keys().await.unwrap();
+    let key = EncodingKey::from_ed_pem(keys[0].private_key.as_bytes()).unwrap();
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn verification_has_one_clock_rule_and_refuses_unknown_critical_headers() {
+    let app = spawn_app().await;
+    let valid = app.admin_token.clone();
+    let header = decode_part(&valid, 0);
+    let claims = decode_part(&valid, 1);
+    let refused = |reason: &str| format!("JWT validation failed: {reason}");
+    let with = |changes: &[(&str, Value)]| {
+        let mut claims = claims.clone();
+        for (name, value) in changes {
+            claims[*name] = value.clone();
+        }
+        claims
+    };
+    let now = || OffsetDateTime::now_utc().unix_timestamp();
+    let status_and_error = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        (
+            status,
+            body["error"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+
+    // Control: the honest claims under our own header pass.
+    let honest = forge_with_header(&app, header.clone(), &claims).await;
+    assert_eq!(app.list(&honest, CLASSIC, "").await.status(), 200);
+
+    // `exp` equal to now is refused on the first (uncached) check, as the cache refuses it.
+    let at_exp = forge_with_header(&app, header.clone(), &with(&[("exp", json!(now()))])).await;
+    let answer = status_and_error(app.list(&at_exp, CLASSIC, "").await).await;
+    assert_eq!(answer, (401, refused("JWT is expired")));
+
+    // Issued, or valid only from, an hour ahead: refused. Within the 60 s leeway: accepted.
+    for (changes, want) in [
+        (vec![("nbf", json!(now() + 3600))], 401),
+        (vec![("iat", json!(now() + 3600))], 401),
+        (
+            vec![("iat", json!(now() + 30)), ("nbf", json!(now() + 30))],
+            200,
+        ),
+        (vec![("nbf", json!(now() - 10))], 200),
+    ] {
+        let token = forge_with_header(&app, header.clone(), &with(&changes)).await;
+        let (status, error) = status_and_error(app.list(&token, CLASSIC, "").await).await;
+        assert_eq!(status, want, "{changes:?}");
+        if want == 401 {
+            assert_eq!(error, refused("JWT is not valid yet"), "{changes:?}");
+        }
+        // The second use is answered from the verified-token cache, by the same rule.
+        let again = app.list(&token, CLASSIC, "").await.status().as_u16();
+        assert_eq!(again, want, "{changes:?} from the cache");
+    }
+
+    // An unknown critical header parameter, even one the token also carries.
+    let mut critical = header.clone();
+    critical["crit"] = json!(["exp-ext"]);
+    critical["exp-ext"] = json!(true);
+    let token = forge_with_header(&app, critical, &claims).await;
+    let answer = status_and_error(app.list(&token, CLASSIC, "").await).await;
+    assert_eq!(
+        answer,
+        (
+            401,
+            refused("JWT has a critical header parameter that is not supported")
+        )
+    );
+
+    // A token that expires while cached and one first seen after its `exp` get the same answer.
+    let soon = with(&[("exp", json!(now() + 2))]);
+    let cached = forge_with_header(&app, header.clone(), &soon).await;
+    assert_eq!(app.list(&cached, CLASSIC, "").await.status(), 200);
+    let mut late_claims = soon.clone();
+    late_claims["jti"] = json!("another");
+    let late = forge_with_header(&app, header.clone(), &late_claims).await;
+    while now() < soon["exp"].as_i64().unwrap() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for token in [&cached, &late] {
+        let answer = status_and_error(app.list(token, CLASSIC, "").await).await;
+        assert_eq!(answer, (401, refused("JWT is expired")));
+    }
+}

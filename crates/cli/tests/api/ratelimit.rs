@@ -236,3 +236,45 @@ async fn successful_exchanges_do_not_count_as_failures() {
         app.exchange(&app.bootstrap.id, &app.bootstrap.secret).await;
     }
 }
+
+/// Issue 17, item 6: knowing only a victim's PAT id, wrong secrets from many source addresses
+/// (127.0.0.2 and up are all loopback on Linux) must not spend the victim's request budget.
+#[tokio::test]
+async fn failed_exchanges_from_many_addresses_do_not_spend_the_owners_budget() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = Limit::PerWindow {
+            requests: 100,
+            seconds: 10,
+        };
+        config.exchange_failure_limit = Some(Limit::PerWindow {
+            requests: 10,
+            seconds: 60,
+        });
+    })
+    .await;
+    let victim = &app.bootstrap.id;
+    for host in 2..=13u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .build()
+            .unwrap();
+        for _ in 0..10 {
+            let response = client
+                .post(app.url("/oauth/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", victim.as_str()),
+                    ("client_secret", wrong_secret().as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 401, "from 127.0.0.{host}");
+        }
+    }
+    // 120 failures: over the per-client budget of 100 had they been charged to it.
+    assert_eq!(
+        attempt(&app, victim, &app.bootstrap.secret).await.status(),
+        200
+    );
+}

@@ -95,11 +95,6 @@ async fn exchange(
         return Err(ApiError::InvalidClient);
     };
     crate::context::note_client_id(pat_id.as_str());
-    state
-        .limits
-        .check_request(pat_id.as_str(), "oauth")
-        .await
-        .map_err(ApiError::RateLimited)?;
     let now = OffsetDateTime::now_utc();
     let record = state.pats.get(&state.store, &pat_id).await?;
     let Some(grant) = decide(record.as_deref(), &secret, now) else {
@@ -112,6 +107,13 @@ async fn exchange(
             .record(record.as_deref().map(|record| (&pat_id, record)), peer);
         return Err(refusal(state, client, peer));
     };
+    // Only an exchange that authenticated spends the client's request budget: anyone who knows
+    // a PAT's id could otherwise spend it for its owner. Failures have limits of their own.
+    state
+        .limits
+        .check_request(pat_id.as_str(), "oauth")
+        .await
+        .map_err(ApiError::RateLimited)?;
     if let Some(record) = &record {
         note_use(state, &pat_id, record, peer, now);
     }
