@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// already cached keep exchanging and authenticating.
     #[arg(long, env = "PATD_OUTAGE_GRACE", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub outage_grace: Duration,
+    /// The most memory cached list answers may take, in bytes: every distinct query is cached
+    /// for 5 seconds, weighed by its size, the least used dropped past this; 0 turns it off.
+    #[arg(long, env = "PATD_LIST_CACHE_SIZE", value_name = "BYTES", default_value = "67108864", value_parser = parse_cache_size)]
+    pub list_cache_size: u64,
     #[command(flatten)]
     pub kek: KekArgs,
     /// Log lines as `text` (coloured only when stderr is a terminal) or `json` (one object per
@@ -220,6 +224,13 @@ fn parse_body_size(raw: &str) -> Result<usize, String> {
         Ok(bytes) => Ok(bytes),
         Err(err) => Err(format!("not a number of bytes: {err}")),
     }
+}
+
+/// A byte count for a cache; 0 turns the cache off.
+fn parse_cache_size(raw: &str) -> Result<u64, String> {
+    raw.trim()
+        .parse::<u64>()
+        .map_err(|err| format!("not a number of bytes: {err}"))
 }
 
 /// The key-encryption key that seals the signing keys stored in the database.
@@ -524,5 +535,6 @@ mod tests {
         assert_eq!(serve.shutdown_timeout, config.shutdown_timeout);
         assert_eq!(serve.database_timeout, config.database_timeout);
         assert_eq!(serve.outage_grace, config.outage_grace);
+        assert_eq!(serve.list_cache_size, config.list_cache_bytes);
     }
 }

@@ -132,6 +132,7 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.shutdown_timeout = serve_args.shutdown_timeout;
     config.database_timeout = serve_args.database_timeout;
     config.outage_grace = serve_args.outage_grace;
+    config.list_cache_bytes = serve_args.list_cache_size;
     config.trusted_proxies = serve_args.trusted_proxies.clone();
     config.metrics_listen = serve_args.metrics_listen.clone();
     config.tls = tls.clone();

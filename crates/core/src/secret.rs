@@ -112,6 +112,33 @@ impl fmt::Debug for SecretDigest {
     }
 }
 
+/// `text` with every string that passes the secret checksum replaced by `pat_…` and its last
+/// four characters, so that a secret pasted into the wrong field is never echoed or logged.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(SECRET_PREFIX) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SECRET_PREFIX) {
+        out.push_str(&rest[..at]);
+        let candidate = rest.get(at..at + SECRET_LEN);
+        match candidate.filter(|raw| Secret::parse(raw).is_ok()) {
+            Some(secret) => {
+                out.push_str("pat_…");
+                out.push_str(&secret[SECRET_LEN - 4..]);
+                rest = &rest[at + SECRET_LEN..];
+            }
+            None => {
+                out.push_str(SECRET_PREFIX);
+                rest = &rest[at + SECRET_PREFIX.len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 fn checksum(head: &str) -> String {
     let hash = Sha256::digest(head.as_bytes());
     let mut value = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
@@ -172,5 +199,17 @@ mod tests {
         let known = format!("patd_{}", "0".repeat(32));
         let full = format!("{known}{}", checksum(&known));
         assert!(Secret::parse(&full).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_appear() {
+        let secret = Secret::generate(&mut rand::rng());
+        let raw = secret.expose();
+        let text = format!("scope entry '{raw}' and patd_notasecret");
+        let redacted = redact(&text);
+        assert!(!redacted.contains(raw));
+        assert!(redacted.contains(&format!("pat_…{}", &raw[raw.len() - 4..])));
+        assert!(redacted.contains("patd_notasecret"));
+        assert_eq!(redact("nothing here"), "nothing here");
     }
 }

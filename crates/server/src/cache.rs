@@ -239,19 +239,34 @@ pub struct ListAnswer {
 
 /// Recent list answers. Writes through this node or announced by the database retire them at
 /// once (the epoch in the key); writes that bypass both (`patd token create` on SQLite while the
-/// server runs) show after at most the lifetime.
+/// server runs) show after at most the lifetime. Every distinct query string is a new entry, so
+/// clients decide how many there are: entries are weighed by their bytes, and the cache holds
+/// at most its budget of them.
 pub struct ListCache {
     entries: moka::sync::Cache<ListKey, Arc<ListAnswer>>,
 }
 
+/// What an entry costs besides its body and query: the key, the `Arc`, moka's own bookkeeping.
+const LIST_ENTRY_OVERHEAD: usize = 256;
+
 impl ListCache {
-    pub fn new(lifetime: Duration) -> ListCache {
+    pub fn new(lifetime: Duration, budget_bytes: u64) -> ListCache {
         ListCache {
             entries: moka::sync::Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(budget_bytes)
+                .weigher(|key: &ListKey, answer: &Arc<ListAnswer>| {
+                    let bytes = answer.body.len() + key.query.len() + LIST_ENTRY_OVERHEAD;
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
                 .time_to_live(lifetime)
                 .build(),
         }
+    }
+
+    /// The bytes the entries weigh now (moka settles its counts first).
+    pub fn weighed_bytes(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 
     pub fn get(&self, key: &ListKey) -> Option<Arc<ListAnswer>> {
@@ -296,5 +311,33 @@ impl IdentityCache {
 impl Default for IdentityCache {
     fn default() -> IdentityCache {
         IdentityCache::new()
+    }
+}
+
+#[cfg(test)]
+mod list_cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_unique_queries_stays_within_the_byte_budget() {
+        let budget = 1024 * 1024;
+        let cache = ListCache::new(Duration::from_secs(60), budget);
+        let body = axum::body::Bytes::from(vec![b'x'; 100 * 1024]);
+        for n in 0..2_000 {
+            let key = ListKey {
+                owner: None,
+                include_managed: false,
+                family: patd_core::expiry::Family::Classic,
+                query: format!("filters=name ne \"{n}\""),
+                epoch: 0,
+            };
+            let answer = Arc::new(ListAnswer {
+                body: body.clone(),
+                total: None,
+            });
+            cache.insert(key, answer);
+        }
+        // 2,000 answers of 100 KiB would be 200 MiB by count alone.
+        assert!(cache.weighed_bytes() <= budget, "{}", cache.weighed_bytes());
     }
 }

@@ -215,7 +215,11 @@ fn dto(status: StatusCode, detail_code: &str, message: &str, cause: Option<Strin
         detail_code: detail_code.to_owned(),
         tracking_id: current_tracking_id(),
         messages: vec![ErrorMessageDto::en(message)],
-        causes: cause.into_iter().map(ErrorMessageDto::en).collect(),
+        // A secret pasted into the wrong field is never echoed back.
+        causes: cause
+            .into_iter()
+            .map(|text| ErrorMessageDto::en(patd_core::secret::redact(&text).into_owned()))
+            .collect(),
     };
     (status, Json(body)).into_response()
 }

@@ -463,6 +463,9 @@ fn stored(key: &SigningKey, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<St
 /// verified in (see `Keys::retirements`).
 type Verified = moka::sync::Cache<String, (Arc<AccessTokenClaims<'static>>, u64)>;
 
+/// The most memory the verified-token cache may take, in bytes (about 40,000 tokens).
+const VERIFIED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reloads prompted by tokens start at most this often; requests that need one wait for it.
 const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -517,8 +520,13 @@ impl Keys {
         let ring = KeyRing::read(store, pem_text, kek.as_deref(), own_issuer, 0).await?;
         Ok(Keys {
             current: RwLock::new(Arc::new(ring)),
+            // Weighed by bytes: every exchange mints a new token, so clients decide how many
+            // there are. A token and its claims take about twice its text.
             verified: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(VERIFIED_CACHE_BYTES)
+                .weigher(|token: &String, _| {
+                    u32::try_from(token.len() * 2 + 256).unwrap_or(u32::MAX)
+                })
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             pem_text: pem_text.map(str::to_owned),

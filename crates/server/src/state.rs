@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<crate::tls::TlsFiles>>,
     /// Audit events older than this are pruned (`--audit-retention`).
     pub audit_retention: Duration,
+    /// The most memory cached list answers may take, in bytes (`--list-cache-size`).
+    pub list_cache_bytes: u64,
 }
 
 impl ServerConfig {
@@ -70,6 +72,7 @@ impl ServerConfig {
             unknown_client_failure_limit: None,
             cache_lifetime: Duration::from_secs(60),
             outage_grace: Duration::from_secs(300),
+            list_cache_bytes: 64 * 1024 * 1024,
             database_timeout: Duration::from_secs(5),
             rate_limit_redis: None,
             max_body_size: 64 * 1024,
@@ -175,7 +178,10 @@ impl AppState {
             keys: Arc::new(keys),
             pats: pats.clone(),
             identities: IdentityCache::new(),
-            lists: Arc::new(ListCache::new(Duration::from_secs(5))),
+            lists: Arc::new(ListCache::new(
+                Duration::from_secs(5),
+                config.list_cache_bytes,
+            )),
 
             limits: Arc::new(
                 RateLimits::new(

@@ -27,6 +27,8 @@ mod exchange;
 mod filters;
 /// `spawn_app()` and one helper per route.
 mod helpers;
+/// Hostile input: patch bombs, names that hide.
+mod hostile;
 /// Signing keys sealed at rest with the key-encryption key.
 mod kek;
 /// The `lastUsed` write rule.

@@ -169,7 +169,7 @@ async fn create(
     Extension(family): Extension<Family>,
     Authenticated(caller): Authenticated,
     JsonBody(request): JsonBody<CreatePersonalAccessTokenRequest>,
-) -> Result<Json<CreatePersonalAccessTokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.may_create()?;
     let owner = state
         .identities
@@ -205,7 +205,16 @@ async fn create(
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
-    Ok(Json(created))
+    // The one answer that carries a secret is never stored by a cache (RFC 6749 §5.1's rule
+    // for the token response).
+    Ok((
+        [
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::PRAGMA, "no-cache"),
+        ],
+        Json(created),
+    )
+        .into_response())
 }
 
 /// The caller as an audit event's actor.
