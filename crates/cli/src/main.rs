@@ -103,15 +103,26 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let store = patd_store::connect(&serve_args.database.database)
-        .await
-        .with_context(|| {
+    // A production unit never starts a new tenant by accident (an empty or wrong database): with
+    // --no-bootstrap a missing SQLite file is not created either.
+    let opened = if serve_args.no_bootstrap {
+        patd_store::connect_existing(&serve_args.database.database).await
+    } else {
+        patd_store::connect(&serve_args.database.database).await
+    };
+    let store = match opened {
+        Err(patd_store::StoreError::NoSuchFile(path)) => anyhow::bail!(
+            "the database file {path} does not exist and --no-bootstrap is set: restore it, \
+             bootstrap a new tenant once with `patd init`, or point --database at the tenant's \
+             database"
+        ),
+        opened => opened.with_context(|| {
             format!(
                 "opening {}",
                 patd_store::redact_url(&serve_args.database.database)
             )
-        })?;
-    // A production unit never starts a new tenant by accident (an empty or wrong database).
+        })?,
+    };
     if serve_args.no_bootstrap && store.has_no_identities().await? {
         anyhow::bail!(
             "{} is empty and --no-bootstrap is set: bootstrap it once with `patd init`, or point \

@@ -46,6 +46,9 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 503: the request, reading its body included, took longer than `--request-timeout`.
     RequestTimeout(std::time::Duration),
+    /// 503: the SQLite file was removed, replaced or made unwritable under the running server
+    /// (`StoreError::Gone`); the reason, which names the file, is only logged.
+    StorageGone(String),
     /// 500 with a generic body; the detail is only logged.
     Internal(anyhow::Error),
 }
@@ -69,6 +72,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::LimitReached { max } => ApiError::Content(Rule::TooManyTokens { max }),
+            StoreError::Gone(reason) => ApiError::StorageGone(reason),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -98,6 +102,7 @@ impl ApiError {
         let kind = match self {
             ApiError::Internal(err) => return format!("{err:#}"),
             ApiError::RequestTimeout(after) => return format!("no answer within {after:?}"),
+            ApiError::StorageGone(reason) => return reason.clone(),
             ApiError::Unauthorized(reason) => return reason.clone(),
             ApiError::Syntax(_) => "the request could not be read",
             ApiError::Content(_) => "the request broke a rule",
@@ -165,6 +170,12 @@ impl IntoResponse for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable",
                 "The server did not finish the request in time.",
+                None,
+            ),
+            ApiError::StorageGone(_) => dto(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable",
+                "The server cannot use its database.",
                 None,
             ),
             ApiError::Internal(_) => dto(

@@ -61,6 +61,12 @@ pub enum StoreError {
     /// The database did not answer: unreachable, or slower than the call's time bound.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The SQLite file is no longer the one opened (removed or replaced) or can no longer be
+    /// written: no retry cures it, and patd must not write elsewhere or lose writes silently.
+    #[error("{0}")]
+    Gone(String),
+    #[error("the database file {0} does not exist")]
+    NoSuchFile(String),
     #[error("unsupported database URL '{0}': expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("migration failed: {0}")]
@@ -341,10 +347,21 @@ pub fn redact_url(url: &str) -> String {
 /// The store as the server holds it.
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the backend named by a database URL and applies its migrations.
+/// Opens the backend named by a database URL and applies its migrations; a SQLite file is
+/// created if missing.
 pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+    connect_with(url, true).await
+}
+
+/// As `connect`, but a missing SQLite file is `NoSuchFile`, not created: for a server that must
+/// not start a new tenant by accident (`serve --no-bootstrap`).
+pub async fn connect_existing(url: &str) -> Result<DynStore, StoreError> {
+    connect_with(url, false).await
+}
+
+async fn connect_with(url: &str, create: bool) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect_with(url, create).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {

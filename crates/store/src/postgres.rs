@@ -69,6 +69,11 @@ impl Dialect for Postgres {
 row_access!(PgRow);
 
 impl PostgresStore {
+    /// A server has no file of its own to lose: its faults are `Unavailable`.
+    fn intact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Locking the owner's row serializes its creates, so the count in the insert cannot be
     /// raced by another node.
     async fn insert_pat_here(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {

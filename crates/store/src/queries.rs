@@ -770,6 +770,7 @@ macro_rules! store_by_queries {
                 identity: &patd_core::identity::Identity,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().insert(identity, event).await
             }
 
@@ -777,6 +778,7 @@ macro_rules! store_by_queries {
                 &self,
                 id: &patd_core::ids::IdentityId,
             ) -> Result<Option<patd_core::identity::Identity>, $crate::StoreError> {
+                self.intact()?;
                 self.queries()
                     .find($crate::queries::IdentityKey::Id, id.as_str())
                     .await
@@ -786,6 +788,7 @@ macro_rules! store_by_queries {
                 &self,
                 name: &str,
             ) -> Result<Option<patd_core::identity::Identity>, $crate::StoreError> {
+                self.intact()?;
                 self.queries()
                     .find($crate::queries::IdentityKey::Name, name)
                     .await
@@ -794,10 +797,12 @@ macro_rules! store_by_queries {
             async fn identities(
                 &self,
             ) -> Result<Vec<patd_core::identity::Identity>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().all().await
             }
 
             async fn has_no_identities(&self) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
                 self.queries().none_exist().await
             }
 
@@ -807,6 +812,7 @@ macro_rules! store_by_queries {
                 limit: Option<u32>,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.insert_pat_here($crate::queries::PatInsert {
                     new_pat,
                     limit,
@@ -819,6 +825,7 @@ macro_rules! store_by_queries {
                 &self,
                 pats: &[patd_core::pat::NewPat],
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().insert_pats(pats).await
             }
 
@@ -826,6 +833,7 @@ macro_rules! store_by_queries {
                 &self,
                 id: &patd_core::ids::PatId,
             ) -> Result<Option<$crate::OwnedPat>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().pat(id).await
             }
 
@@ -833,6 +841,7 @@ macro_rules! store_by_queries {
                 &self,
                 query: &$crate::PatQuery,
             ) -> Result<$crate::PatPage, $crate::StoreError> {
+                self.intact()?;
                 self.queries().list_pats(query).await
             }
 
@@ -840,6 +849,7 @@ macro_rules! store_by_queries {
                 &self,
                 ids: &[patd_core::ids::PatId],
             ) -> Result<Vec<$crate::OwnedPat>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().pats_by_ids(ids).await
             }
 
@@ -848,6 +858,7 @@ macro_rules! store_by_queries {
                 pats: &[patd_core::pat::PatRecord],
                 events: &[patd_core::audit::AuditEvent],
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().update_pats(pats, events).await
             }
 
@@ -856,6 +867,7 @@ macro_rules! store_by_queries {
                 pat: &patd_core::pat::PatRecord,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries()
                     .update_pats(std::slice::from_ref(pat), std::slice::from_ref(event))
                     .await
@@ -866,6 +878,7 @@ macro_rules! store_by_queries {
                 id: &patd_core::ids::PatId,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
                 self.queries().delete_pat(id, event).await
             }
 
@@ -873,6 +886,7 @@ macro_rules! store_by_queries {
                 &self,
                 id: &patd_core::ids::PatId,
             ) -> Result<Option<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().pat_for_exchange(id).await
             }
 
@@ -880,12 +894,14 @@ macro_rules! store_by_queries {
                 &self,
                 uses: &[$crate::LastUse],
             ) -> Result<u64, $crate::StoreError> {
+                self.intact()?;
                 self.queries().record_last_used(uses).await
             }
 
             async fn signing_keys(
                 &self,
             ) -> Result<Vec<$crate::StoredSigningKey>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().signing_keys().await
             }
 
@@ -894,6 +910,7 @@ macro_rules! store_by_queries {
                 key: &$crate::StoredSigningKey,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().insert_signing_key(key, event).await
             }
 
@@ -901,6 +918,7 @@ macro_rules! store_by_queries {
                 &self,
                 replacements: &[$crate::SigningKeyReplacement],
             ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
                 let replaced = self.queries().replace_signing_keys(replacements).await?;
                 if replaced {
                     self.after_keys_replaced().await;
@@ -913,6 +931,7 @@ macro_rules! store_by_queries {
                 key: &$crate::StoredSigningKey,
                 event: &patd_core::audit::AuditEvent,
             ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
                 self.queries().insert_first_signing_key(key, event).await
             }
 
@@ -921,14 +940,17 @@ macro_rules! store_by_queries {
                 kid: &str,
                 at: time::OffsetDateTime,
             ) -> Result<$crate::Retirement, $crate::StoreError> {
+                self.intact()?;
                 self.queries().retire_signing_key(kid, at).await
             }
 
             async fn register_issuer(&self, url: &str) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().register_issuer(url).await
             }
 
             async fn issuers(&self) -> Result<Vec<String>, $crate::StoreError> {
+                self.intact()?;
                 self.queries().issuers().await
             }
 
@@ -937,6 +959,7 @@ macro_rules! store_by_queries {
                 key: &str,
                 value: &str,
             ) -> Result<String, $crate::StoreError> {
+                self.intact()?;
                 self.queries().setting_or_insert(key, value).await
             }
 
@@ -944,6 +967,7 @@ macro_rules! store_by_queries {
                 &self,
                 aggregates: &[(patd_core::audit::AuditEvent, i64, String)],
             ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().record_auth_failures(aggregates).await
             }
 
@@ -951,6 +975,7 @@ macro_rules! store_by_queries {
                 &self,
                 query: &patd_core::audit::AuditQuery,
             ) -> Result<$crate::AuditPage, $crate::StoreError> {
+                self.intact()?;
                 self.queries().audit_events(query).await
             }
 
@@ -958,10 +983,12 @@ macro_rules! store_by_queries {
                 &self,
                 before: time::OffsetDateTime,
             ) -> Result<u64, $crate::StoreError> {
+                self.intact()?;
                 self.queries().prune_audit_events(before).await
             }
 
             async fn ping(&self) -> Result<(), $crate::StoreError> {
+                self.intact()?;
                 self.queries().ping().await
             }
 
@@ -973,6 +1000,7 @@ macro_rules! store_by_queries {
                 &self,
             ) -> Result<Option<tokio::sync::mpsc::Receiver<$crate::StoreEvent>>, $crate::StoreError>
             {
+                self.intact()?;
                 self.subscribe_here().await
             }
         }

@@ -4,17 +4,21 @@ use crate::queries::{store_by_queries, PatInsert, Queries};
 use crate::sql::{row_access, rows_affected, Dialect};
 use crate::{StoreError, StoreEvent};
 use creates::Creates;
+use file::DatabaseFile;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::Row;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Group commit for creates.
 mod creates;
+/// Whether the opened file is still the one at its path, and writable.
+mod file;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,6 +30,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
     creates: Creates,
+    /// `None` for an in-memory database.
+    file: Option<Arc<DatabaseFile>>,
 }
 
 impl SqliteStore {
@@ -38,8 +44,21 @@ impl SqliteStore {
 
     /// Opens (creating if missing) the file named by `sqlite://PATH` and migrates it.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        SqliteStore::connect_with(url, true).await
+    }
+
+    /// Opens the file named by `sqlite://PATH`, creating it if missing only with `create`, and
+    /// migrates it. From then on every call first checks that the path still names the opened
+    /// file and that it can be written (`file.rs`), and a watcher looks every 250 ms.
+    pub async fn connect_with(url: &str, create: bool) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        let path = options.get_filename().to_owned();
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        if !create && !in_memory && !path.exists() {
+            return Err(StoreError::NoSuchFile(path.display().to_string()));
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // In WAL mode NORMAL loses no committed transaction when the process dies; only a
             // power cut can drop the last ones. See ARCHITECTURE.md, "Durability".
@@ -60,6 +79,16 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.clone().pragma("secure_delete", "ON"))
             .await?;
+        // Looked at once the writer has the file open, before anything else touches it.
+        let file = if in_memory {
+            None
+        } else {
+            DatabaseFile::opened(&path)
+        };
+        if let Some(file) = &file {
+            file.check()?;
+            DatabaseFile::watch(file);
+        }
         MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -68,8 +97,9 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore {
             pool,
-            creates: Creates::start(writer.clone()),
+            creates: Creates::start(writer.clone(), file.clone()),
             writer,
+            file,
         })
     }
 
@@ -80,6 +110,12 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Every call asks this first: nothing is read from or written to a file that is no longer
+    /// the tenant's, and SQLite never touches the mappings of a file that cannot be written.
+    fn intact(&self) -> Result<(), StoreError> {
+        self.file.as_deref().map_or(Ok(()), DatabaseFile::check)
+    }
+
     /// One writer at a time: creates go through the group commit, which checks the per-owner
     /// limit in the same statement as the insert.
     async fn insert_pat_here(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {
@@ -116,11 +152,17 @@ impl SqliteStore {
             keys: keys_summary(&mut connection).await?,
         };
         let (sender, receiver) = mpsc::channel(64);
+        let file = self.file.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(WATCH_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !sender.is_closed() {
                 ticks.tick().await;
+                // A faulty file is asked nothing more; the connection stays open, so that no
+                // other connection's close is the last one (which would checkpoint into it).
+                if file.as_deref().is_some_and(|file| file.check().is_err()) {
+                    continue;
+                }
                 match seen.changes(&mut connection).await {
                     Ok(events) => {
                         for event in events {

@@ -55,5 +55,7 @@ mod routes;
 mod scripts;
 /// Where secrets must never appear.
 mod secrets;
+/// The SQLite file removed, replaced or made immutable under a running server.
+mod storage;
 /// Every validation rule's 400.
 mod validation;

@@ -596,6 +596,27 @@ fn no_bootstrap_refuses_an_empty_database_and_init_bootstraps_once() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
+        stderr.contains("does not exist and --no-bootstrap is set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(refused.stdout.is_empty());
+    assert!(!path.exists(), "--no-bootstrap created the file");
+
+    // A file with no identities (made by another command) is refused too.
+    let listed = patd()
+        .args(["identity", "list", "--database", &db])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let refused = patd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+        .arg("--no-bootstrap")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
         stderr.contains("is empty and --no-bootstrap is set"),
         "{stderr}"
     );

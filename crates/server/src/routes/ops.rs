@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use patd_store::StoreError;
 use serde_json::json;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -41,7 +42,8 @@ async fn alive() -> Json<serde_json::Value> {
 ///
 /// 200 when the database answers, the signing keys are loaded and, with a shared rate limit,
 /// Redis answers; otherwise 503 naming what is not ready. The reasons are the server's own
-/// words: no URL, no password.
+/// words: no URL, no password; a SQLite file removed, replaced or made unwritable while patd
+/// runs is named by its path.
 #[utoipa::path(
     get,
     path = "/health/ready",
@@ -56,14 +58,19 @@ async fn alive() -> Json<serde_json::Value> {
 )]
 async fn ready(State(state): State<AppState>) -> Response {
     let mut problems = Vec::new();
-    if let Err(err) = state.store.ping().await {
-        let reason = if err.is_unavailable() {
-            "the database does not answer"
-        } else {
-            "the database answered with an error"
-        };
-        tracing::warn!(error = %err, "readiness: {reason}");
-        problems.push(reason.to_owned());
+    match state.store.ping().await {
+        Ok(()) => {}
+        // Names the SQLite file: the operator's own configuration, never a URL or a password.
+        Err(StoreError::Gone(reason)) => problems.push(reason),
+        Err(err) => {
+            let reason = if err.is_unavailable() {
+                "the database does not answer"
+            } else {
+                "the database answered with an error"
+            };
+            tracing::warn!(error = %err, "readiness: {reason}");
+            problems.push(reason.to_owned());
+        }
     }
     if state.keys.current().jwks()["keys"]
         .as_array()

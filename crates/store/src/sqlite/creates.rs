@@ -2,6 +2,7 @@
 //! transaction, so SQLite's single writer pays one commit (its locks and WAL frames) and a fixed
 //! number of round trips to its connection for many PATs, not a few for each.
 
+use super::file::DatabaseFile;
 use crate::queries::{insert_within_limit, write_events, PatInsert};
 use crate::sql::insert_values;
 use crate::StoreError;
@@ -10,6 +11,7 @@ use patd_core::pat::NewPat;
 use sqlx::sqlite::{Sqlite, SqlitePool};
 use sqlx::{QueryBuilder, Row};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many creates share a transaction: enough to absorb a burst, small enough that
@@ -32,9 +34,9 @@ pub(super) struct Creates {
 
 impl Creates {
     /// Starts the task that commits creates on `writer`; it ends when every `Creates` is gone.
-    pub(super) fn start(writer: SqlitePool) -> Creates {
+    pub(super) fn start(writer: SqlitePool, file: Option<Arc<DatabaseFile>>) -> Creates {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(writer, queue));
+        tokio::spawn(run(writer, file, queue));
         Creates { jobs }
     }
 
@@ -57,9 +59,16 @@ impl Creates {
     }
 }
 
-async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn run(writer: SqlitePool, file: Option<Arc<DatabaseFile>>, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Creates queued before the file went wrong are not written into it either.
+        if let Some(Err(err)) = file.as_deref().map(DatabaseFile::check) {
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(StoreError::Gone(err.to_string())));
+            }
+            continue;
+        }
         if batch.len() > 1 {
             match in_one_transaction(&writer, &batch).await {
                 Ok(results) => {
