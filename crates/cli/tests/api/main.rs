@@ -23,6 +23,8 @@ mod errors;
 mod exchange;
 /// The filter grammar against known PATs.
 mod filters;
+/// Generated and mutated filters, patches and bulk updates: none answers 5xx.
+mod fuzz;
 /// `spawn_app()` and one helper per route.
 mod helpers;
 /// Signing keys sealed at rest with the key-encryption key.
