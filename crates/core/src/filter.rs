@@ -239,6 +239,13 @@ fn tokenize(input: &str) -> Result<Vec<Token>, Rule> {
                             }
                             None => return Err(filter_error("a string is not closed")),
                         },
+                        // PostgreSQL's `text` cannot hold U+0000, and no name, scope entry or id
+                        // holds a control character, so none can match: refused, not quoted.
+                        Some(other) if other.is_control() => {
+                            return Err(filter_error(
+                                "a string must not contain control characters",
+                            ))
+                        }
                         Some(other) => text.push(other),
                     }
                 }
@@ -647,6 +654,16 @@ mod tests {
         );
         check_error(r#"name eq "open"#, "a string is not closed");
         check_error(r#"name eq "a\n""#, "unknown escape");
+        for control in ['\0', '\t', '\n', '\u{7f}', '\u{85}'] {
+            for filter in [
+                format!("name eq \"a{control}\""),
+                format!("name co \"{control}\""),
+                format!("name sw \"{control}b\""),
+                format!("name in (\"a\", \"{control}\")"),
+            ] {
+                check_error(&filter, "a string must not contain control characters");
+            }
+        }
         check_error(r#"name eq "a" and"#, "expected a field name");
         check_error(r#"(name eq "a""#, "expected ')'");
         check_error(r#"name eq "a" name eq "b""#, "unexpected 'name'");

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z0-9 _.-]{0,12}",
-        any::<String>(),
+        // A string holding a control character is refused (no name holds one).
+        any::<String>().prop_map(|text| text.chars().filter(|c| !c.is_control()).collect()),
         Just("quote \" and backslash \\".to_owned()),
     ]
 }

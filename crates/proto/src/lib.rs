@@ -52,11 +52,18 @@ pub struct PatOwner {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatePersonalAccessTokenRequest {
+    // The document says what the domain requires (CONTRACT §2), though serde takes any.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, min_length = 1)
+    )]
     pub name: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
     pub scope: Option<Vec<String>>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 15, maximum = 43200))]
     pub access_token_validity_seconds: Option<i64>,
     #[serde(default, with = "timestamp::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
@@ -80,7 +87,10 @@ pub struct CreatePersonalAccessTokenResponse {
     pub created: OffsetDateTime,
     pub access_token_validity_seconds: i64,
     #[serde(with = "timestamp::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub expiration_date: Option<OffsetDateTime>,
 }
 
@@ -108,12 +118,18 @@ pub struct GetPersonalAccessTokenResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created: OffsetDateTime,
     #[serde(with = "timestamp::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub last_used: Option<OffsetDateTime>,
     pub managed: bool,
     pub access_token_validity_seconds: i64,
     #[serde(with = "timestamp::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub expiration_date: Option<OffsetDateTime>,
     /// Present only in the never-expires-aware family (`/v2025`, `/personal-access-tokens/v1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,7 +316,8 @@ pub struct JsonPatchOperation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    /// Any JSON value: a string for `/name`, an array for `/scope`, null, …
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub value: Option<serde_json::Value>,
 }
 
@@ -318,7 +335,9 @@ pub struct AuditActor {
     /// `IDENTITY`, `SYSTEM` or `ANONYMOUS`.
     #[serde(rename = "type")]
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
 }
 
@@ -331,7 +350,9 @@ pub struct AuditTarget {
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub owner_id: Option<String>,
 }
 
@@ -348,9 +369,13 @@ pub struct AuditEventDto {
     #[serde(rename = "type")]
     pub kind: String,
     pub actor: AuditActor,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub target: Option<AuditTarget>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub source_ip: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_agent: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tracking_id: Option<String>,
     /// `SUCCESS` or `FAILURE`.
     pub outcome: String,

@@ -42,8 +42,10 @@ pub enum ApiError {
     InvalidClient,
     /// 429, with `Retry-After` in whole seconds.
     RateLimited(crate::ratelimit::RetryAfter),
-    /// 413: the body is longer than `--max-body-size`, on every route (the token endpoint too).
+    /// 413: the body is longer than `--max-body-size`, on every route but the token endpoint.
     PayloadTooLarge,
+    /// 413 `invalid_request`: the token endpoint's body is longer than `--max-body-size`.
+    TokenBodyTooLarge,
     /// 503: the request, reading its body included, took longer than `--request-timeout`.
     RequestTimeout(std::time::Duration),
     /// 503: the SQLite file was removed, replaced or made unwritable under the running server
@@ -95,6 +97,19 @@ impl From<patd_core::authz::Denied> for ApiError {
 }
 
 impl ApiError {
+    /// This error as the token endpoint answers it: a body it cannot read, of any size, gets
+    /// the OAuth error shape (RFC 6749 §5.2) its clients parse, not an `ErrorResponseDto`. The
+    /// description never quotes what the client sent.
+    pub(crate) fn on_token_endpoint(self) -> ApiError {
+        match self {
+            ApiError::PayloadTooLarge => ApiError::TokenBodyTooLarge,
+            ApiError::Syntax(_) => {
+                ApiError::InvalidRequest("the request body could not be read".to_owned())
+            }
+            other => other,
+        }
+    }
+
     /// What the request log says of this error. Causes of 4xx answers can quote what the client
     /// sent (a filter, a JSON value, a name), and client input is never written to the log, so
     /// those are named by their kind only; a 500's detail is the server's own.
@@ -114,7 +129,7 @@ impl ApiError {
             ApiError::UnsupportedGrantType => "unsupported grant type",
             ApiError::InvalidClient => "bad client credentials",
             ApiError::RateLimited(_) => "rate limited",
-            ApiError::PayloadTooLarge => "body too large",
+            ApiError::PayloadTooLarge | ApiError::TokenBodyTooLarge => "body too large",
         };
         kind.to_owned()
     }
@@ -209,6 +224,11 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 "Only client_credentials is supported".to_owned(),
+            ),
+            ApiError::TokenBodyTooLarge => oauth(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "The request body is larger than the server accepts".to_owned(),
             ),
             ApiError::InvalidClient => oauth(
                 StatusCode::UNAUTHORIZED,

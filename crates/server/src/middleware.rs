@@ -63,7 +63,7 @@ pub(crate) async fn track(
             let answer = tokio::time::timeout(request_timeout, next.run(request))
                 .await
                 .unwrap_or_else(|_| ApiError::RequestTimeout(request_timeout).into_response());
-            contract_rejections(answer)
+            contract_rejections(answer, route)
         })
         .await;
     let tracking_id = context.tracking_id.as_str();
@@ -99,8 +99,9 @@ pub(crate) async fn track(
 pub(crate) struct OwnAnswer;
 
 /// Turns any answer the framework produced on its own (an empty 405 from a method router, a
-/// plain-text rejection) into the contract's JSON body.
-fn contract_rejections(response: Response) -> Response {
+/// plain-text rejection) into the contract's JSON body: on the token endpoint, an unreadable or
+/// oversized body gets the OAuth error shape, as the handler's own refusals do.
+fn contract_rejections(response: Response, route: &str) -> Response {
     if response.extensions().get::<ErrorDetail>().is_some()
         || response.extensions().get::<OwnAnswer>().is_some()
     {
@@ -120,6 +121,11 @@ fn contract_rejections(response: Response) -> Response {
             ApiError::Internal(anyhow::anyhow!("unmapped framework response {status}"))
         }
         _ => return response,
+    };
+    let replacement = if route == "/oauth/token" {
+        replacement.on_token_endpoint()
+    } else {
+        replacement
     };
     let allow = response.headers().get(axum::http::header::ALLOW).cloned();
     let mut mapped = replacement.into_response();

@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`. Its operations are the `#[utoipa::path]`
 //! annotations of the handlers, gathered together with the router by `routes::api`; this module
-//! holds what no single route owns: the title, the bearer scheme, the schemas the routes name only
-//! by reference (error bodies, the token form) and the answers routes share (`Always`, `Bearer`,
-//! `TooMany`, `TooLarge`, `Missing`).
+//! holds what no single route owns: the title, the bearer and Basic schemes, the schemas the
+//! routes name only by reference (error bodies, the token form) and the answers routes share
+//! (`Always`, `Bearer`, `TooMany`, `TooLarge`, `Missing`).
 
 use axum::http::Method;
 use patd_proto::{ErrorResponseDto, OAuthErrorBody, RateLimitBody, TokenRequest, UnauthorizedBody};
@@ -29,7 +29,8 @@ pub fn document() -> OpenApi {
 }
 
 /// What the routes do not say: the title and description, the schemas the shared answers below
-/// refer to, and the bearer scheme the routes' `security(("bearer" = []))` names.
+/// refer to, the bearer scheme the routes' `security(("bearer" = []))` names and the token
+/// endpoint's HTTP Basic.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
@@ -60,6 +61,10 @@ impl Modify for BearerScheme {
             components.add_security_scheme(
                 "bearer",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+            components.add_security_scheme(
+                "basic",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
             );
         }
     }

@@ -150,6 +150,18 @@ impl RawResponse {
         );
         (self.status, code)
     }
+
+    /// The token endpoint's OAuth error `(status, error)`: exactly `error` and
+    /// `error_description`, JSON, never cached.
+    fn oauth_error(&self) -> (u16, String) {
+        let body: Value = serde_json::from_slice(&self.body).unwrap();
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error", "error_description"], "{body}");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+        assert!(self.header("x-request-id").is_some_and(is_hex32));
+        (self.status, body["error"].as_str().unwrap().to_owned())
+    }
 }
 
 fn address(app: &TestApp) -> String {
@@ -283,11 +295,20 @@ async fn bodies_are_capped_at_64_kib_on_every_route_that_reads_one_and_past_it_g
     for framing in [Framing::Declared, Framing::Chunked] {
         for (route, head, body) in body_cases(&app, KIB_64 + 1) {
             let answer = send_once(&app, &head, &body, framing).await;
-            assert_eq!(
-                answer.error(),
-                (413, "413 Payload Too Large".to_owned()),
-                "{route}, {framing:?}"
-            );
+            // The token endpoint's clients read OAuth errors (RFC 6749 §5.2).
+            if route.starts_with("token") {
+                assert_eq!(
+                    answer.oauth_error(),
+                    (413, "invalid_request".to_owned()),
+                    "{route}, {framing:?}"
+                );
+            } else {
+                assert_eq!(
+                    answer.error(),
+                    (413, "413 Payload Too Large".to_owned()),
+                    "{route}, {framing:?}"
+                );
+            }
         }
         // Exactly at the cap is accepted. The bodies of one framing rename the same PAT, so the
         // sizes differ to make the names differ.
@@ -301,6 +322,65 @@ async fn bodies_are_capped_at_64_kib_on_every_route_that_reads_one_and_past_it_g
                 String::from_utf8_lossy(&answer.body)
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_token_request_whose_body_cannot_be_read_gets_400_invalid_request_never_quoting_it() {
+    let app = spawn_app().await;
+    let form = "application/x-www-form-urlencoded";
+    let multipart = format!("multipart/form-data; boundary={BOUNDARY}");
+    let cases: [(&str, &str, Option<&str>, &[u8]); 4] = [
+        // A chunk size that is not hexadecimal: the body breaks off while it is read.
+        (
+            "broken chunking",
+            form,
+            Some("transfer-encoding: chunked"),
+            b"zz-secret\r\nabc\r\n0\r\n\r\n",
+        ),
+        (
+            "a form naming a parameter twice",
+            form,
+            None,
+            b"grant_type=client_credentials&grant_type=zz-x",
+        ),
+        (
+            "multipart without a boundary",
+            "multipart/form-data",
+            None,
+            b"zz-secret",
+        ),
+        (
+            "multipart cut short",
+            &multipart,
+            None,
+            b"--patd-limits-boundary\r\nzz-secret: x\r\n",
+        ),
+    ];
+    for (case, content_type, framing, body) in cases {
+        let framing =
+            framing.map_or_else(|| format!("content-length: {}", body.len()), str::to_owned);
+        let mut raw = Raw::connect(&app).await;
+        raw.send(
+            format!(
+                "{}{framing}\r\n\r\n",
+                head("POST", "/oauth/token", content_type, None)
+            )
+            .as_bytes(),
+        )
+        .await;
+        raw.send(body).await;
+        let answer = raw.response().await;
+        assert_eq!(
+            answer.oauth_error(),
+            (400, "invalid_request".to_owned()),
+            "{case}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(
+            !String::from_utf8_lossy(&answer.body).contains("zz"),
+            "{case}: the answer quotes the body"
+        );
     }
 }
 

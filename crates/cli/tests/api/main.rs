@@ -25,6 +25,8 @@ mod escalation;
 mod exchange;
 /// The filter grammar against known PATs.
 mod filters;
+/// Generated and mutated filters, patches and bulk updates: none answers 5xx.
+mod fuzz;
 /// `spawn_app()` and one helper per route.
 mod helpers;
 /// Hostile input: patch bombs, names that hide.

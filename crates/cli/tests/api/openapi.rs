@@ -52,7 +52,10 @@ async fn every_route_is_documented_with_its_methods_and_errors() {
                     "{method} {path} documents 413"
                 );
             }
-            if operation.get("security").is_some() {
+            let bearer = operation["security"]
+                .as_array()
+                .is_some_and(|schemes| schemes.iter().any(|scheme| scheme.get("bearer").is_some()));
+            if bearer {
                 for status in ["400", "401", "403", "429"] {
                     assert!(
                         responses.contains_key(status),
@@ -112,5 +115,92 @@ async fn every_route_is_documented_with_its_methods_and_errors() {
                 response.status()
             );
         }
+    }
+}
+
+/// The document describes the bodies as they are: every member always sent is required (null
+/// where empty, CONTRACT §2), a patch operation's `value` is any JSON value (a rename's is a
+/// string), and the token endpoint documents HTTP Basic, its query parameters and its
+/// OAuth-shaped 400 and 413.
+#[tokio::test]
+async fn the_document_says_what_bodies_hold_and_how_the_token_endpoint_is_called() {
+    let app = spawn_app().await;
+    let document = get_json(&app.client, &app.url("/openapi.json")).await;
+    let schemas = &document["components"]["schemas"];
+    let names = |value: &Value| -> BTreeSet<String> {
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().unwrap().to_owned())
+                .collect(),
+            Value::Object(map) => map.keys().cloned().collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    for (schema, optional) in [
+        (
+            "GetPersonalAccessTokenResponse",
+            &["userAwareTokenNeverExpires"][..],
+        ),
+        ("CreatePersonalAccessTokenResponse", &[]),
+        ("PatOwner", &[]),
+        ("AuditEventDto", &[]),
+        ("AuditActor", &[]),
+        ("AuditTarget", &[]),
+        ("TokenResponse", &[]),
+        ("OAuthInfo", &[]),
+        ("ErrorResponseDto", &[]),
+        ("ErrorMessageDto", &[]),
+        ("OAuthErrorBody", &[]),
+    ] {
+        let mut always = names(&schemas[schema]["properties"]);
+        assert!(!always.is_empty(), "{schema}");
+        for member in optional {
+            always.remove(*member);
+        }
+        assert_eq!(
+            names(&schemas[schema]["required"]),
+            always,
+            "{schema}: required"
+        );
+    }
+    let value = &schemas["JsonPatchOperation"]["properties"]["value"];
+    assert!(
+        value.get("type").is_none() && value.get("$ref").is_none() && value.get("oneOf").is_none(),
+        "value takes any JSON value: {value}"
+    );
+
+    let token = &document["paths"]["/oauth/token"]["post"];
+    let security = token["security"].as_array().unwrap();
+    assert!(security.contains(&serde_json::json!({})), "{security:?}");
+    assert!(
+        security.contains(&serde_json::json!({"basic": []})),
+        "{security:?}"
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["basic"],
+        serde_json::json!({"type": "http", "scheme": "basic"})
+    );
+    let query: BTreeSet<String> = token["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|parameter| parameter["in"] == "query" && parameter["required"] != true)
+        .map(|parameter| parameter["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        query,
+        ["client_id", "client_secret", "grant_type"]
+            .map(str::to_owned)
+            .into()
+    );
+    for status in ["400", "401", "413"] {
+        let answer = &token["responses"][status];
+        assert_eq!(
+            answer["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/OAuthErrorBody",
+            "{status}: {answer}"
+        );
+        assert!(answer["headers"].get("Cache-Control").is_some(), "{status}");
     }
 }

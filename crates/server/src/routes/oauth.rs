@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::lastused::Use;
 use crate::metrics::Exchange;
-use crate::openapi::{Always, TooLarge, TooMany};
+use crate::openapi::{Always, TooMany};
 use crate::ratelimit::FailedClient;
 use crate::state::AppState;
 use axum::body::Body;
@@ -46,19 +46,37 @@ pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         (ref("#/components/schemas/TokenRequest") = "application/x-www-form-urlencoded"),
         (ref("#/components/schemas/TokenRequest") = "multipart/form-data")
     )),
+    params(
+        ("grant_type" = Option<String>, Query,
+            description = "client_credentials, when the body does not say it"),
+        ("client_id" = Option<String>, Query,
+            description = "The PAT's id, when neither Basic nor the body gives it"),
+        ("client_secret" = Option<String>, Query,
+            description = "The PAT's secret, when neither Basic nor the body gives it")
+    ),
+    // HTTP Basic (the PAT's id and secret) or none: the credentials may all be in the body or
+    // the query string.
+    security((), ("basic" = [])),
     responses(
         (status = 200, description = "An access token", body = TokenResponse,
             headers(("Cache-Control" = String))),
-        (status = 400, description = "invalid_request or unsupported_grant_type",
-            body = OAuthErrorBody),
+        (status = 400, description = "invalid_request (a parameter missing, a body that cannot \
+            be read) or unsupported_grant_type", body = OAuthErrorBody,
+            headers(("Cache-Control" = String))),
         (status = 401, description = "invalid_client: the same answer for every bad credential",
-            body = OAuthErrorBody),
-        TooLarge, TooMany, Always
+            body = OAuthErrorBody, headers(("Cache-Control" = String))),
+        (status = 413, description = "invalid_request: the body is longer than the server \
+            accepts (--max-body-size)", body = OAuthErrorBody,
+            headers(("Cache-Control" = String))),
+        TooMany, Always
     )
 )]
 async fn token(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let peer = crate::context::with_request(|context| context.client_ip).flatten();
-    let answer = match read_credentials(request).await {
+    let answer = match read_credentials(request)
+        .await
+        .map_err(ApiError::on_token_endpoint)
+    {
         Ok(credentials) => exchange(&state, credentials, peer).await,
         Err(err) => Err(err),
     };
