@@ -130,6 +130,15 @@ pub struct ServeArgs {
     /// kept-alive one, before the connection is closed (`10s`, `500ms`, `1m`, or seconds).
     #[arg(long, env = "PATD_HEADER_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive once its headers have, before it is
+    /// answered 408 and its connection closed.
+    #[arg(long, env = "PATD_BODY_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// The most connections served at once; past it, new ones wait in the listen backlog until
+    /// one closes. Default: the open-file limit (raised at start to its hard limit) less 128
+    /// kept for the database and files; a larger value is lowered to that.
+    #[arg(long, env = "PATD_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// How long one request may take, reading its body included, before it is answered 503.
     #[arg(long, env = "PATD_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -532,6 +541,7 @@ mod tests {
         assert_eq!(serve.max_body_size, config.max_body_size);
         assert_eq!(serve.header_read_timeout, config.header_read_timeout);
         assert_eq!(serve.request_timeout, config.request_timeout);
+        assert_eq!(serve.body_read_timeout, config.body_read_timeout);
         assert_eq!(serve.shutdown_timeout, config.shutdown_timeout);
         assert_eq!(serve.database_timeout, config.database_timeout);
         assert_eq!(serve.outage_grace, config.outage_grace);

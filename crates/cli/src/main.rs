@@ -71,6 +71,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Descriptors kept back from `--max-connections` for the database pool, SQLite's files, the
+/// metrics listener, logs and the listen socket itself.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// Raises the soft open-file limit to the hard one (systemd's default soft limit is 1,024) and
+/// gives the connection cap: the one asked for, or the limit less `RESERVED_DESCRIPTORS`, so that
+/// open connections can never take the descriptors the rest needs.
+fn connection_cap(asked: Option<u64>) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "the open-file limit could not be read or raised");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let most = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+    let cap = match asked {
+        Some(asked) if asked > most => {
+            tracing::warn!(
+                asked,
+                open_file_limit = limit,
+                "--max-connections is past the open-file limit less {RESERVED_DESCRIPTORS}: \
+                 serving at most {most}"
+            );
+            most
+        }
+        Some(asked) => asked,
+        None => most,
+    };
+    tracing::info!(
+        open_file_limit = limit,
+        max_connections = cap,
+        "connection limit"
+    );
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
+
 async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     // Kept to the end: dropping it writes out the log lines still queued.
     let _log_guard = init_logging(serve_args.log_format);
@@ -140,6 +177,8 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.max_body_size = serve_args.max_body_size;
     config.header_read_timeout = serve_args.header_read_timeout;
     config.request_timeout = serve_args.request_timeout;
+    config.body_read_timeout = serve_args.body_read_timeout;
+    config.max_connections = connection_cap(serve_args.max_connections);
     config.shutdown_timeout = serve_args.shutdown_timeout;
     config.database_timeout = serve_args.database_timeout;
     config.outage_grace = serve_args.outage_grace;

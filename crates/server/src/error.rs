@@ -46,6 +46,10 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 413 `invalid_request`: the token endpoint's body is longer than `--max-body-size`.
     TokenBodyTooLarge,
+    /// 408, closing the connection: the body did not arrive within `--body-read-timeout`.
+    BodyReadTimeout,
+    /// 408 `invalid_request`: the token endpoint's body did not arrive in time.
+    TokenBodyTimeout,
     /// 503: the request, reading its body included, took longer than `--request-timeout`.
     RequestTimeout(std::time::Duration),
     /// 503: the SQLite file was removed, replaced or made unwritable under the running server
@@ -103,6 +107,7 @@ impl ApiError {
     pub(crate) fn on_token_endpoint(self) -> ApiError {
         match self {
             ApiError::PayloadTooLarge => ApiError::TokenBodyTooLarge,
+            ApiError::BodyReadTimeout => ApiError::TokenBodyTimeout,
             ApiError::Syntax(_) => {
                 ApiError::InvalidRequest("the request body could not be read".to_owned())
             }
@@ -130,6 +135,9 @@ impl ApiError {
             ApiError::InvalidClient => "bad client credentials",
             ApiError::RateLimited(_) => "rate limited",
             ApiError::PayloadTooLarge | ApiError::TokenBodyTooLarge => "body too large",
+            ApiError::BodyReadTimeout | ApiError::TokenBodyTimeout => {
+                "the body did not arrive in time"
+            }
         };
         kind.to_owned()
     }
@@ -180,6 +188,17 @@ impl IntoResponse for ApiError {
                 "413 Payload Too Large",
                 "The request body is larger than the server accepts.",
                 None,
+            ),
+            ApiError::BodyReadTimeout => dto(
+                StatusCode::REQUEST_TIMEOUT,
+                "408 Request Timeout",
+                "The request body did not arrive in time.",
+                None,
+            ),
+            ApiError::TokenBodyTimeout => oauth(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                "The request body did not arrive in time".to_owned(),
             ),
             ApiError::RequestTimeout(_) => dto(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -236,6 +255,12 @@ impl IntoResponse for ApiError {
                 "Bad client credentials".to_owned(),
             ),
         };
+        if response.status() == StatusCode::REQUEST_TIMEOUT {
+            // What is left of the body would be read as the next request (RFC 9110 §15.5.9).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response.extensions_mut().insert(detail);
         response
     }

@@ -2,6 +2,7 @@
 //! query strings and path ids. axum's own rejections (plain text, 415, 422) never reach a client.
 
 use crate::error::ApiError;
+use crate::middleware::BodyDeadline;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
@@ -174,19 +175,29 @@ fn require_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), Ap
     }
 }
 
-/// The whole body. Past `--max-body-size` it is a 413: the router caps every body.
+/// The whole body. Past `--max-body-size` it is a 413: the router caps every body. A body that
+/// has not arrived by the request's `BodyDeadline` (`--body-read-timeout`) is a 408.
 pub(crate) async fn read_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                ApiError::PayloadTooLarge
-            }
-            other => ApiError::Syntax(format!("the body could not be read: {other}")),
-        })
+    let deadline = request
+        .extensions()
+        .get::<BodyDeadline>()
+        .map(|BodyDeadline(at)| *at);
+    let reading = Bytes::from_request(request, state);
+    let read = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, reading)
+            .await
+            .map_err(|_| ApiError::BodyReadTimeout)?,
+        None => reading.await,
+    };
+    read.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::PayloadTooLarge
+        }
+        other => ApiError::Syntax(format!("the body could not be read: {other}")),
+    })
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -19,8 +19,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct Tracking {
     pub request_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub proxies: TrustedProxies,
 }
+
+/// When the request's body must have arrived (`--body-read-timeout`), for `read_body`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyDeadline(pub tokio::time::Instant);
 
 /// Routes that probes and scrapers call every few seconds: their successes are logged at debug.
 fn is_probe(route: &str) -> bool {
@@ -55,6 +60,10 @@ pub(crate) async fn track(
             .map(MatchedPath::as_str),
     );
     let request_timeout = tracking.request_timeout;
+    let mut request = request;
+    request.extensions_mut().insert(BodyDeadline(
+        tokio::time::Instant::now() + tracking.body_read_timeout,
+    ));
     // The mapping runs inside the scope so that its error body carries this request's id. A
     // request past its time is dropped where it stands: a client that stalls its body or a
     // slow database cannot hold it open.

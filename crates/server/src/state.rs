@@ -42,6 +42,12 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// How long one request may take, reading its body included; past it, 503.
     pub request_timeout: Duration,
+    /// How long a request's body may take to arrive, from when its headers did; past it, 408
+    /// and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// The most connections served at once (`--max-connections`); the CLI keeps it below the
+    /// open-file limit.
+    pub max_connections: usize,
     /// How long shutting down waits for in-flight requests before dropping them.
     pub shutdown_timeout: Duration,
     /// Seals the signing keys stored in the database; `None` stores them in the clear.
@@ -78,6 +84,8 @@ impl ServerConfig {
             max_body_size: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
             shutdown_timeout: Duration::from_secs(10),
             key_encryption_key: None,
             trusted_proxies: TrustedProxies::default(),
@@ -92,6 +100,7 @@ impl ServerConfig {
         crate::ServeOptions {
             header_read_timeout: self.header_read_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            max_connections: self.max_connections,
             tls: self.tls.clone(),
         }
     }

@@ -8,7 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn patd() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_patd"));
+    patd_under(&[])
+}
+
+/// `patd` run by `prefix`, a program and its arguments that exec it (`prlimit --nofile=… --`).
+pub fn patd_under(prefix: &[&str]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_patd");
+    let mut command = match prefix.split_first() {
+        Some((program, arguments)) => {
+            let mut command = Command::new(program);
+            command.args(arguments).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .env_remove("PATD_DATABASE_URL")
         .env_remove("PATD_LISTEN")
@@ -40,7 +53,28 @@ impl ServerProcess {
     /// Starts the process without waiting for it to listen (`base` is empty until
     /// `wait_listening`), so that several can start at the same moment.
     pub fn spawn(database: &str, extra: &[&str], log_level: &str) -> ServerProcess {
-        let mut child = patd()
+        ServerProcess::spawn_under(&[], database, extra, log_level)
+    }
+
+    /// As `start`, run by `prefix` (see `patd_under`).
+    pub fn start_under(
+        prefix: &[&str],
+        database: &str,
+        extra: &[&str],
+        log_level: &str,
+    ) -> ServerProcess {
+        let mut server = ServerProcess::spawn_under(prefix, database, extra, log_level);
+        server.wait_listening();
+        server
+    }
+
+    fn spawn_under(
+        prefix: &[&str],
+        database: &str,
+        extra: &[&str],
+        log_level: &str,
+    ) -> ServerProcess {
+        let mut child = patd_under(prefix)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(extra)
             .env("RUST_LOG", log_level)

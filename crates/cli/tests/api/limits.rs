@@ -598,3 +598,212 @@ async fn patd_serve_exits_within_its_shutdown_timeout_while_a_client_holds_a_hal
     };
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_after_the_body_read_timeout_and_its_connection_closes() {
+    let app = spawn_app_with(|config| {
+        config.body_read_timeout = Duration::from_secs(1);
+        // Far off, so that only the body read timeout can answer.
+        config.request_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let token = app.exchange(&app.bootstrap.id, &app.bootstrap.secret).await;
+    let requests = [
+        head(
+            "POST",
+            "/v3/personal-access-tokens",
+            "application/json",
+            Some(&token),
+        ),
+        head(
+            "POST",
+            "/oauth/token",
+            "application/x-www-form-urlencoded",
+            None,
+        ),
+    ];
+    for (index, head) in requests.iter().enumerate() {
+        let mut raw = Raw::connect(&app).await;
+        let started = Instant::now();
+        raw.send(format!("{head}content-length: 100\r\n\r\n{{\"na").as_bytes())
+            .await;
+        let answer = raw.response_within(Duration::from_secs(1) + MARGIN).await;
+        assert!(started.elapsed() >= Duration::from_millis(900), "{head}");
+        if index == 0 {
+            assert_eq!(answer.error(), (408, "408 Request Timeout".to_owned()));
+        } else {
+            assert_eq!(answer.oauth_error(), (408, "invalid_request".to_owned()));
+        }
+        assert_eq!(answer.header("connection"), Some("close"), "{head}");
+        assert!(
+            raw.closed_within(MARGIN).await.is_some(),
+            "the connection stayed open after the 408: {head}"
+        );
+    }
+    // A body that arrives in time, slowly, is read.
+    let mut raw = Raw::connect(&app).await;
+    let body = br#"{"name":"slow but on time"}"#;
+    raw.send(
+        format!(
+            "{}content-length: {}\r\n\r\n",
+            requests[0].as_str(),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    for part in body.chunks(body.len() / 3 + 1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        raw.send(part).await;
+    }
+    assert_eq!(raw.response().await.status, 200);
+}
+
+#[tokio::test]
+async fn past_max_connections_a_new_connection_waits_until_one_closes() {
+    let app = spawn_app_with(|config| {
+        // One slot is the test client's, kept alive in its pool since the admin's exchange.
+        config.max_connections = 3;
+        config.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let first = Raw::connect(&app).await;
+    let mut second = Raw::connect(&app).await;
+    second
+        .send(b"GET /oauth/info HTTP/1.1\r\nhost: patd\r\n\r\n")
+        .await;
+    assert_eq!(second.response().await.status, 200);
+    // Every slot is taken: the third connection is made by the kernel but not served.
+    let mut third = Raw::connect(&app).await;
+    third
+        .send(b"GET /oauth/info HTTP/1.1\r\nhost: patd\r\n\r\n")
+        .await;
+    let waited = tokio::time::timeout(Duration::from_millis(700), third.read_response()).await;
+    assert!(waited.is_err(), "a connection was served past the cap");
+    drop(first);
+    assert_eq!(third.response_within(MARGIN).await.status, 200);
+}
+
+/// The hard open-file limit of this process, which a child inherits.
+fn hard_open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// The soft open-file limit of process `pid`.
+fn soft_open_file_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// Opens `count` connections to `server` that never send a byte.
+async fn idle_connections(server: &ServerProcess, count: usize) -> Vec<TcpStream> {
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::with_capacity(count);
+    for _ in 0..count {
+        idle.push(TcpStream::connect(&address).await.unwrap());
+    }
+    idle
+}
+
+/// Eight real requests on fresh connections, each an exchange (the database is used) or a read
+/// of `/oauth/info`; how many were answered 200 within `within` each.
+async fn real_requests_answered(server: &ServerProcess, within: Duration) -> usize {
+    let (id, secret) = server.bootstrap().unwrap();
+    let mut answered = 0;
+    for round in 0..8 {
+        let client = reqwest::Client::builder()
+            .timeout(within)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let response = if round % 2 == 0 {
+            client.get(server.url("/oauth/info")).send().await
+        } else {
+            client
+                .post(server.url("/oauth/token"))
+                .form(&credentials(&id, &secret))
+                .send()
+                .await
+        };
+        if response.is_ok_and(|response| response.status() == 200) {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+/// The room this test process needs for its own end of the connections.
+fn raise_own_open_file_limit() {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eleven_hundred_idle_connections_under_a_soft_limit_of_1024_leave_real_requests_answered() {
+    raise_own_open_file_limit();
+    let hard = hard_open_file_limit();
+    assert!(
+        hard >= 4096,
+        "the hard open-file limit is {hard}: this test needs room above 1,024 to raise into"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database_url(dir.path()).await;
+    let nofile = format!("--nofile=1024:{hard}");
+    let server = ServerProcess::start_under(
+        &["prlimit", &nofile, "--"],
+        &database,
+        // Idle connections stay for the whole test: only the raised limit lets them all in.
+        &["--header-read-timeout", "2m"],
+        "info",
+    );
+    assert_eq!(soft_open_file_limit(server.child.id()), hard);
+    let idle = idle_connections(&server, 1100).await;
+    assert_eq!(
+        real_requests_answered(&server, Duration::from_secs(3)).await,
+        8
+    );
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_room_to_raise_the_connection_cap_keeps_descriptors_free_and_idle_ones_are_reaped()
+{
+    raise_own_open_file_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database_url(dir.path()).await;
+    let server = ServerProcess::start_under(
+        &["prlimit", "--nofile=1024:1024", "--"],
+        &database,
+        &["--header-read-timeout", "2s"],
+        "info",
+    );
+    assert!(
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("max_connections=896"),
+        "the cap is not the limit less 128"
+    );
+    // 896 are served (and closed after 2 s of silence); the rest wait in the backlog, then
+    // the real requests behind them.
+    let idle = idle_connections(&server, 1100).await;
+    assert_eq!(
+        real_requests_answered(&server, Duration::from_secs(10)).await,
+        8
+    );
+    drop(idle);
+    let stderr = server.stderr.lock().unwrap().clone();
+    assert!(
+        !stderr.contains("accepting a connection failed"),
+        "descriptors ran out: {stderr}"
+    );
+}

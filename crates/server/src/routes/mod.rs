@@ -134,6 +134,7 @@ fn stateless(config: &ServerConfig) -> Router<AppState> {
     // the contract's shape) the 413 the body cap answers on its own.
     let tracking = Arc::new(Tracking {
         request_timeout: config.request_timeout,
+        body_read_timeout: config.body_read_timeout,
         proxies: config.trusted_proxies.clone(),
     });
     let layers = ServiceBuilder::new()
