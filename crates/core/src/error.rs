@@ -17,6 +17,9 @@ pub enum Rule {
     NameControlCharacter,
     #[error("name must not contain invisible or direction-changing characters (Unicode format characters, line or paragraph separators)")]
     NameInvisibleCharacter,
+    /// A secret pasted into the wrong field is not stored, which would keep and echo it.
+    #[error("name must not hold a personal access token's secret")]
+    NameHoldsSecret,
     #[error("name '{0}' is already used by another personal access token of this owner")]
     NameTaken(String),
     #[error("identity name '{0}' is already taken")]
@@ -27,6 +30,8 @@ pub enum Rule {
     ScopeTooMany { max: usize },
     #[error("scope entry '{0}' must be 1 to 256 characters of A-Z a-z 0-9 : . _ * -")]
     ScopeEntryInvalid(String),
+    #[error("a scope entry must not be a personal access token's secret")]
+    ScopeEntryHoldsSecret,
     #[error("scope must be an array of strings")]
     ScopeNotStrings,
     #[error("accessTokenValiditySeconds must be between {min} and {max}")]

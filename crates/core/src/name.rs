@@ -49,6 +49,9 @@ fn parse_name(raw: &str) -> Result<String, Rule> {
     if has_invisible(trimmed) {
         return Err(Rule::NameInvisibleCharacter);
     }
+    if crate::secret::holds_secret(trimmed) {
+        return Err(Rule::NameHoldsSecret);
+    }
     Ok(trimmed.to_owned())
 }
 

@@ -34,6 +34,13 @@ impl Scope {
         if let Some(bad) = entries.iter().find(|entry| !is_valid_entry(entry)) {
             return Err(Rule::ScopeEntryInvalid(bad.clone()));
         }
+        // A secret is a well-formed entry (letters, digits and `_`), so it is looked for apart.
+        if entries
+            .iter()
+            .any(|entry| crate::secret::holds_secret(entry))
+        {
+            return Err(Rule::ScopeEntryHoldsSecret);
+        }
         Ok(Scope(entries))
     }
 

@@ -139,6 +139,11 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Whether `text` holds a string that passes the secret checksum anywhere in it.
+pub fn holds_secret(text: &str) -> bool {
+    text.contains(SECRET_PREFIX) && redact(text) != text
+}
+
 fn checksum(head: &str) -> String {
     let hash = Sha256::digest(head.as_bytes());
     let mut value = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
@@ -211,5 +216,14 @@ mod tests {
         assert!(redacted.contains(&format!("pat_…{}", &raw[raw.len() - 4..])));
         assert!(redacted.contains("patd_notasecret"));
         assert_eq!(redact("nothing here"), "nothing here");
+        assert!(holds_secret(&text));
+        assert!(!holds_secret("patd_notasecret"));
+        assert!(!holds_secret(&typo(raw)));
+    }
+
+    fn typo(raw: &str) -> String {
+        let mut chars: Vec<char> = raw.chars().collect();
+        chars[10] = if chars[10] == 'a' { 'b' } else { 'a' };
+        chars.into_iter().collect()
     }
 }

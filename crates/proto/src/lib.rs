@@ -300,6 +300,7 @@ pub struct SigningKeyView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkUpdateRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 25))]
     pub ids: Vec<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<JsonPatchOperation>))]
     pub patch: Vec<serde_json::Value>,
@@ -311,6 +312,10 @@ pub struct BulkUpdateRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JsonPatchOperation {
     /// `add`, `remove`, `replace`, `move`, `copy` or `test`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(add|remove|replace|move|copy|test)$")
+    )]
     pub op: String,
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

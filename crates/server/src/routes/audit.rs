@@ -33,10 +33,14 @@ struct AuditParams {
     /// time or -time (the default: newest first)
     sorters: Option<String>,
     /// 0 to 250, default 250
+    // Read as text so that a bad value gets the contract's 400, not the framework's.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 250)]
     limit: Option<String>,
     /// default 0
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<String>,
     /// true: the total in X-Total-Count
+    #[param(value_type = Option<bool>)]
     count: Option<String>,
 }
 

@@ -57,10 +57,14 @@ struct ListQuery {
     /// name, created, lastUsed, expirationDate; '-' for descending
     sorters: Option<String>,
     /// 0 to 250, default 250
+    // Read as text so that a bad value gets the contract's 400, not the framework's.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 250)]
     limit: Option<String>,
     /// default 0
+    #[param(value_type = Option<i64>, minimum = 0)]
     offset: Option<String>,
     /// true: the total in X-Total-Count
+    #[param(value_type = Option<bool>)]
     count: Option<String>,
 }
 
