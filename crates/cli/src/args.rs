@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// How many non-managed PATs one owner may have; one more is refused with 400.
     #[arg(long, env = "PATD_MAX_TOKENS_PER_OWNER", default_value_t = 10)]
     pub max_tokens_per_owner: u32,
+    /// The longest lifetime of a PAT, in days: creates, patches, bulk updates and rotations
+    /// that would set an expiry further out (from creation; from now for a rotation), or none,
+    /// get 400. Existing PATs are not touched. Default: no bound.
+    #[arg(long, env = "PATD_MAX_PAT_LIFETIME", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub max_pat_lifetime: Option<u32>,
     /// Refuse to start on an empty database instead of bootstrapping a new tenant in it
     /// (production units use this; bootstrap once with `patd init`).
     #[arg(long, env = "PATD_NO_BOOTSTRAP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use patd_client::{
     ApiVersion, Client, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
     GetPersonalAccessTokenResponse, JsonPatchOperation, ListOptions,
+    RotatePersonalAccessTokenRequest,
 };
 use patd_core::expiry::{add_months, CLASSIC_MONTHS};
 use patd_proto::timestamp;
@@ -41,6 +42,19 @@ pub struct PatArgs {
     pub json: bool,
     #[command(subcommand)]
     pub command: PatCommand,
+}
+
+/// A `--grace`: a duration (`90s`, `10m`, `24h`, or seconds), whole seconds, at most a day.
+fn parse_grace(raw: &str) -> Result<std::time::Duration, String> {
+    let trimmed = raw.trim();
+    let duration = match trimmed.parse::<u64>() {
+        Ok(seconds) => std::time::Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(trimmed).map_err(|err| err.to_string())?,
+    };
+    if duration.subsec_nanos() != 0 || duration.as_secs() > 86_400 {
+        return Err("must be whole seconds, at most 24h".to_owned());
+    }
+    Ok(duration)
 }
 
 /// A `--limit`: a whole number, at least 1.
@@ -117,6 +131,22 @@ pub enum PatCommand {
     Delete {
         /// The PAT's id.
         id: String,
+    },
+    /// Give a PAT a new secret, printed once; the old one keeps exchanging for --grace.
+    Rotate {
+        /// The PAT's id, or `self` for the PAT the command authenticates with (its scope must
+        /// hold patd:self-rotate).
+        id: String,
+        /// How long the old secret keeps working (`0`, `10m`, `24h`; at most 24h).
+        #[arg(long, default_value = "0s", value_parser = parse_grace)]
+        grace: std::time::Duration,
+        /// A new expiry: an RFC 3339 date-time (UTC when it has no offset) or a date (the end
+        /// of that day, UTC); default: the PAT keeps its own.
+        #[arg(long)]
+        expires: Option<String>,
+        /// End every access token minted from the PAT before now.
+        #[arg(long)]
+        revoke_issued_tokens: bool,
     },
     /// Change the expiry of up to 25 PATs at once, all or nothing.
     BulkUpdate {
@@ -237,6 +267,38 @@ pub async fn run(args: PatArgs) -> anyhow::Result<()> {
             } else {
                 output::line(&pat_table(std::slice::from_ref(&patched)))?;
             }
+        }
+        PatCommand::Rotate {
+            id,
+            grace,
+            expires,
+            revoke_issued_tokens,
+        } => {
+            let expiration_date = match expiry(expires.as_deref())? {
+                None => None,
+                Some(Expiry::At(at)) => Some(at),
+                Some(Expiry::Never) => {
+                    return Err(anyhow!(
+                        "--expires never: a rotation keeps the PAT's expiry unless given a date"
+                    ))
+                }
+            };
+            let request = RotatePersonalAccessTokenRequest {
+                grace_period_seconds: Some(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)),
+                expiration_date,
+                revoke_issued_tokens: revoke_issued_tokens.then_some(true),
+            };
+            let rotated = if id == "self" {
+                client.rotate_self(&request).await?
+            } else {
+                client.rotate(&id, &request).await?
+            };
+            if args.json {
+                output::json_pretty(&rotated)?;
+            } else {
+                print_created(&rotated)?;
+            }
+            eprintln!("Copy the new secret now: it is shown this once and cannot be shown again.");
         }
         PatCommand::Delete { id } => {
             client.delete(args.api, &id).await?;

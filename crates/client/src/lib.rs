@@ -63,7 +63,8 @@ mod error;
 pub use error::Error;
 pub use patd_proto::{
     BulkUpdateRequest, CreatePersonalAccessTokenRequest, CreatePersonalAccessTokenResponse,
-    ErrorResponseDto, GetPersonalAccessTokenResponse, JsonPatchOperation, TokenResponse,
+    ErrorResponseDto, GetPersonalAccessTokenResponse, JsonPatchOperation,
+    RotatePersonalAccessTokenRequest, TokenResponse,
 };
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -398,6 +399,41 @@ impl Client {
         let path = format!("{}/{}", version.collection(), encode_segment(id));
         self.call(Method::DELETE, &path, |builder| builder).await?;
         Ok(())
+    }
+
+    /// **patd only** `POST /patd/v1/personal-access-tokens/{id}/rotate`: a new secret for the
+    /// PAT, in the answer and nowhere else. The old secret keeps exchanging for the request's
+    /// `grace_period_seconds`. A SailPoint tenant has no such route (404).
+    pub async fn rotate(
+        &self,
+        id: &str,
+        request: &RotatePersonalAccessTokenRequest,
+    ) -> Result<CreatePersonalAccessTokenResponse, Error> {
+        let path = format!(
+            "/patd/v1/personal-access-tokens/{}/rotate",
+            encode_segment(id)
+        );
+        let response = self
+            .call(Method::POST, &path, |builder| builder.json(request))
+            .await?;
+        decode(response).await
+    }
+
+    /// **patd only** `POST /patd/v1/personal-access-tokens/self/rotate`: rotates the PAT this
+    /// client authenticates with (its scope must hold `patd:self-rotate`). Build a new client
+    /// with the answer's secret; this one's secret stops exchanging after the grace period.
+    pub async fn rotate_self(
+        &self,
+        request: &RotatePersonalAccessTokenRequest,
+    ) -> Result<CreatePersonalAccessTokenResponse, Error> {
+        let response = self
+            .call(
+                Method::POST,
+                "/patd/v1/personal-access-tokens/self/rotate",
+                |builder| builder.json(request),
+            )
+            .await?;
+        decode(response).await
     }
 
     /// `PATCH /personal-access-tokens/v1/bulk-update`: one patch on up to 25 PATs.

@@ -1,7 +1,7 @@
 //! Who may do what to which PAT (CONTRACT §3). A PAT the caller may not see is `NotFound`,
 //! never `Forbidden`, so that ids do not leak.
 
-use crate::ids::IdentityId;
+use crate::ids::{IdentityId, PatId};
 use crate::pat::PatRecord;
 use crate::rights::{Right, Rights};
 use crate::scope::{Scope, SCOPE_ALL};
@@ -11,6 +11,10 @@ use crate::Rule;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub identity_id: IdentityId,
+    /// The PAT the calling token was minted from.
+    pub pat_id: PatId,
+    /// Whether that PAT's scope holds `patd:self-rotate` now.
+    pub self_rotate: bool,
     pub rights: Rights,
     /// Whether the token's scope holds `sp:scopes:all`: it was minted with every right its
     /// owner held, and nothing a PAT's scope can name is beyond it.
@@ -27,6 +31,8 @@ pub enum Denied {
     NotFound,
     /// The scope asked for would let a PAT do more than the calling token may.
     Wider(Widening),
+    /// The operation needs this entry in the scope of the calling token's PAT.
+    NotInScope(&'static str),
 }
 
 /// How a scope would reach past the calling token.
@@ -97,6 +103,16 @@ impl Caller {
     }
 
     /// Creating a PAT for oneself.
+    /// `self/rotate`: only for a token whose PAT's scope names `patd:self-rotate`, which
+    /// `sp:scopes:all` does not imply.
+    pub fn may_self_rotate(&self) -> Result<(), Denied> {
+        if self.self_rotate {
+            Ok(())
+        } else {
+            Err(Denied::NotInScope(crate::scope::SCOPE_SELF_ROTATE))
+        }
+    }
+
     pub fn may_create(&self) -> Result<(), Denied> {
         self.may_manage()
     }
@@ -190,6 +206,8 @@ mod tests {
         let me = IdentityId::generate(&mut rand::rng());
         let other = IdentityId::generate(&mut rand::rng());
         let caller = |rights: Rights| Caller {
+            pat_id: PatId::generate(&mut rand::rng()),
+            self_rotate: false,
             identity_id: me.clone(),
             rights,
             whole_scope: true,
@@ -226,6 +244,8 @@ mod tests {
         let me = IdentityId::generate(&mut rand::rng());
         let other = IdentityId::generate(&mut rand::rng());
         let caller = |rights: Rights| Caller {
+            pat_id: PatId::generate(&mut rand::rng()),
+            self_rotate: false,
             identity_id: me.clone(),
             rights,
             whole_scope: true,
@@ -269,6 +289,8 @@ mod tests {
         };
         let admin = Level::OrgAdmin.rights();
         let narrowed = |rights: &[Right]| Caller {
+            pat_id: PatId::generate(&mut rand::rng()),
+            self_rotate: false,
             identity_id: IdentityId::generate(&mut rand::rng()),
             rights: rights.iter().copied().collect(),
             whole_scope: false,

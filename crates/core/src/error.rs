@@ -40,6 +40,13 @@ pub enum Rule {
     ExpirationNotInFuture,
     #[error("expirationDate must be at most 6 months after the creation date")]
     ExpirationTooFar,
+    #[error("the lifetime policy (--max-pat-lifetime) allows an expirationDate at most {days} days after {from}, and no PAT that never expires")]
+    LifetimePolicy { days: u32, from: &'static str },
+    #[error("gracePeriodSeconds must be between 0 and {max}")]
+    GraceOutOfRange { max: i64 },
+    #[error("revokeIssuedTokens must be a boolean")]
+    RevokeIssuedNotBoolean,
+
     #[error("expirationDate must be an RFC 3339 date-time: {0}")]
     ExpirationNotADate(DateTimeError),
     #[error("expirationDate may be null only when userAwareTokenNeverExpires is true")]

@@ -21,6 +21,27 @@ pub struct ExchangeRecord {
     /// The last five addresses the PAT was used from, newest first (GitLab's `last_used_ips`),
     /// parsed once when the record is read so that an exchange compares them without allocating.
     pub recent_ips: Vec<std::net::IpAddr>,
+    /// The secret a rotation replaced, while its grace period lasts.
+    pub previous: Option<PreviousSecret>,
+    /// Set by a rotation with `revokeIssuedTokens`: access tokens issued before this second are
+    /// refused. A whole second, so that tokens minted later in that second get it as `iat`.
+    pub tokens_valid_after: Option<OffsetDateTime>,
+}
+
+/// A rotated-out secret that still exchanges until `until` (the grace period).
+#[derive(Debug, Clone)]
+pub struct PreviousSecret {
+    pub digest: SecretDigest,
+    pub until: OffsetDateTime,
+}
+
+impl ExchangeRecord {
+    /// Whether an access token minted from this PAT with `iat` (seconds) was revoked by a
+    /// rotation since.
+    pub fn revokes_token_issued_at(&self, iat: i64) -> bool {
+        self.tokens_valid_after
+            .is_some_and(|after| iat < after.unix_timestamp())
+    }
 }
 
 /// Permission to mint an access token, with everything its claims need, borrowed from the
@@ -44,7 +65,13 @@ pub fn decide<'a>(
 ) -> Option<Grant<'a>> {
     let dummy = SecretDigest::dummy();
     let digest = record.map_or(&dummy, |record| &record.digest);
-    let secret_matches = digest.matches(secret);
+    // Both comparisons always run, so that timing tells nothing of a rotation either.
+    let previous = record.and_then(|record| record.previous.as_ref());
+    let previous_matches = previous
+        .map_or(&dummy, |previous| &previous.digest)
+        .matches(secret)
+        && previous.is_some_and(|previous| now < previous.until);
+    let secret_matches = digest.matches(secret) | previous_matches;
     let record = record?;
     if !secret_matches || record.pat.expiry.is_expired(now) {
         return None;
@@ -60,7 +87,10 @@ pub fn decide<'a>(
         owner: &record.owner,
         scope: &record.pat.scope,
         rights: record.pat.scope.effective_rights(record.owner.rights()),
-        issued_at: now,
+        // Never before the revocation second, which is at most a second ahead.
+        issued_at: record
+            .tokens_valid_after
+            .map_or(now, |after| now.max(after)),
         expires_at,
     })
 }
@@ -92,6 +122,8 @@ mod tests {
         };
         ExchangeRecord {
             recent_ips: Vec::new(),
+            previous: None,
+            tokens_valid_after: None,
             pat: PatRecord {
                 id: PatId::generate(&mut rng),
                 owner_id: owner.id.clone(),

@@ -130,6 +130,54 @@ impl ExpiryRequest {
     }
 }
 
+/// The deployment's longest PAT lifetime (`--max-pat-lifetime DAYS`); `None` sets no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LifetimePolicy(pub Option<u32>);
+
+/// What a lifetime is counted from: a PAT's creation, or the moment a rotation gave it a new
+/// secret (a fresh credential, as GitHub counts a regenerated token's expiry from then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeStart {
+    Created(OffsetDateTime),
+    Rotated(OffsetDateTime),
+}
+
+impl LifetimePolicy {
+    /// Refuses an expiry past `start` + the policy's days, or none at all.
+    pub fn check(self, start: LifetimeStart, expiry: Expiry) -> Result<(), Rule> {
+        let Some(days) = self.0 else {
+            return Ok(());
+        };
+        let (from, label) = match start {
+            LifetimeStart::Created(at) => (at, "the creation date"),
+            LifetimeStart::Rotated(at) => (at, "the rotation"),
+        };
+        let refused = Rule::LifetimePolicy { days, from: label };
+        match expiry {
+            Expiry::Never => Err(refused),
+            Expiry::At(at) if at > to_millis(from) + time::Duration::days(i64::from(days)) => {
+                Err(refused)
+            }
+            Expiry::At(_) => Ok(()),
+        }
+    }
+}
+
+impl LifetimePolicy {
+    /// A patch or bulk update is judged only when it moves the expiry: PATs made before the
+    /// policy keep theirs through a rename.
+    pub fn check_patched(
+        self,
+        before: &crate::pat::PatRecord,
+        after: &crate::pat::PatRecord,
+    ) -> Result<(), Rule> {
+        if before.expiry == after.expiry {
+            return Ok(());
+        }
+        self.check(LifetimeStart::Created(after.created), after.expiry)
+    }
+}
+
 /// Adds calendar months, keeping the time of day; a day that does not exist in the target month
 /// becomes that month's last day (31 August + 6 months = 28 or 29 February).
 pub fn add_months(start: OffsetDateTime, months: u32) -> OffsetDateTime {

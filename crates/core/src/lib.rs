@@ -30,6 +30,8 @@ pub mod pat;
 pub mod patch;
 /// Rights and user levels.
 pub mod rights;
+/// Rotating a PAT's secret: grace periods and revoking the tokens minted before.
+pub mod rotation;
 /// A PAT's scope and the rights it names.
 pub mod scope;
 /// PAT secrets: generation, the scannable format, digests and constant-time comparison.

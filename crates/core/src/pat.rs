@@ -68,6 +68,27 @@ pub struct NewPat {
     pub digest: SecretDigest,
 }
 
+impl CreateInput {
+    /// Under a lifetime policy, a classic create that leaves the date out gets the nearer of its
+    /// six months and the policy's bound, rather than a refusal of a date it never asked for.
+    pub fn within(mut self, policy: crate::expiry::LifetimePolicy, now: OffsetDateTime) -> Self {
+        if let (
+            Some(days),
+            ExpiryRequest::Api {
+                family: crate::expiry::Family::Classic,
+                date: date @ None,
+                ..
+            },
+        ) = (policy.0, &mut self.expiry)
+        {
+            let now = to_millis(now);
+            let bound = now + time::Duration::days(i64::from(days));
+            *date = Some(crate::expiry::add_months(now, crate::expiry::CLASSIC_MONTHS).min(bound));
+        }
+        self
+    }
+}
+
 /// Applies every create rule and mints the id and secret. The plaintext secret is returned once,
 /// beside the [`NewPat`] that holds only its digest.
 pub fn plan_create(

@@ -7,6 +7,8 @@ use crate::Rule;
 pub const SCOPE_ALL: &str = "sp:scopes:all";
 /// **[patd]** The `my-…:read` right only.
 pub const SCOPE_DEFAULT: &str = "sp:scopes:default";
+/// Lets access tokens of a PAT rotate that PAT only (EXTENSIONS E2); never implied by `sp:scopes:all`.
+pub const SCOPE_SELF_ROTATE: &str = "patd:self-rotate";
 
 const MAX_ENTRIES: usize = Scope::MAX_ENTRIES;
 const MAX_ENTRY_CHARS: usize = 256;
@@ -50,6 +52,11 @@ impl Scope {
 
     pub fn entries(&self) -> &[String] {
         &self.0
+    }
+
+    /// Whether the scope names `patd:self-rotate` itself.
+    pub fn allows_self_rotation(&self) -> bool {
+        self.0.iter().any(|entry| entry == SCOPE_SELF_ROTATE)
     }
 
     /// The rights this scope lets an access token use, given the rights its owner holds.

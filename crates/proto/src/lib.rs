@@ -72,6 +72,29 @@ pub struct CreatePersonalAccessTokenRequest {
     pub user_aware_token_never_expires: Option<bool>,
 }
 
+/// **[patd]** Body of `POST /patd/v1/personal-access-tokens/{id}/rotate` and `…/self/rotate`
+/// (EXTENSIONS E5); every member may be left out, and so may the body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatePersonalAccessTokenRequest {
+    /// How long the old secret keeps exchanging; 0 (the default) ends it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
+    pub grace_period_seconds: Option<i64>,
+    /// A new expiry (in the future); left out, the PAT keeps its own.
+    #[serde(
+        default,
+        with = "timestamp::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub expiration_date: Option<OffsetDateTime>,
+    /// Whether the access tokens minted before stop working at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_issued_tokens: Option<bool>,
+}
+
 /// Answer to a create: the only place the secret is ever shown.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,8 @@ pub async fn create_token(
         &identity,
         input,
         Some(options.limit),
+        // The operator at the command line is not bound by the server's --max-pat-lifetime.
+        patd_core::expiry::LifetimePolicy::default(),
         OffsetDateTime::now_utc(),
         Actor::system(CLI),
     )

@@ -43,7 +43,15 @@ pub(crate) fn create_response(
     secret: &Secret,
     owner_name: &str,
 ) -> CreatePersonalAccessTokenResponse {
-    let pat = &new_pat.record;
+    secret_response(&new_pat.record, secret, owner_name)
+}
+
+/// A PAT with the secret it was just given (a create, a rotation).
+pub(crate) fn secret_response(
+    pat: &PatRecord,
+    secret: &Secret,
+    owner_name: &str,
+) -> CreatePersonalAccessTokenResponse {
     CreatePersonalAccessTokenResponse {
         id: pat.id.as_str().to_owned(),
         secret: secret.expose().to_owned(),

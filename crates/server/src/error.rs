@@ -30,6 +30,8 @@ pub enum ApiError {
     Forbidden(&'static [patd_core::rights::Right]),
     /// 403: the scope asked for reaches past the calling token.
     Wider(patd_core::authz::Widening),
+    /// 403: the operation needs this entry in the scope of the calling token's PAT.
+    NotInScope(&'static str),
     NotFound,
     MethodNotAllowed,
     /// 401 on the API, with the text after `error`.
@@ -96,6 +98,7 @@ impl From<patd_core::authz::Denied> for ApiError {
             patd_core::authz::Denied::Forbidden(accepted) => ApiError::Forbidden(accepted),
             patd_core::authz::Denied::NotFound => ApiError::NotFound,
             patd_core::authz::Denied::Wider(widening) => ApiError::Wider(widening),
+            patd_core::authz::Denied::NotInScope(entry) => ApiError::NotInScope(entry),
         }
     }
 }
@@ -128,6 +131,7 @@ impl ApiError {
             ApiError::Content(_) => "the request broke a rule",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Wider(_) => "forbidden: the scope reaches past the calling token",
+            ApiError::NotInScope(_) => "forbidden: an entry is missing from the token's scope",
             ApiError::NotFound => "not found",
             ApiError::MethodNotAllowed => "method not allowed",
             ApiError::InvalidRequest(_) => "invalid token request",
@@ -170,6 +174,14 @@ impl IntoResponse for ApiError {
                 "403 Forbidden",
                 "The server understood the request but refuses to authorize it.",
                 Some(wider(widening)),
+            ),
+            ApiError::NotInScope(entry) => dto(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden",
+                "The server understood the request but refuses to authorize it.",
+                Some(format!(
+                    "requires {entry} in the scope of the calling token's personal access token"
+                )),
             ),
             ApiError::NotFound => dto(
                 StatusCode::NOT_FOUND,

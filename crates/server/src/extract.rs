@@ -42,13 +42,19 @@ impl FromRequestParts<AppState> for Authenticated {
         crate::context::note_client_id(pat_id.as_str());
         // Instant revocation: the PAT behind the token must still exist and be unexpired. The
         // cache answers without a database round trip in the common case.
-        match state.pats.get(&state.store, &pat_id).await? {
+        let self_rotate = match state.pats.get(&state.store, &pat_id).await? {
             None => return Err(rejected("the personal access token was deleted")),
             Some(record) if record.pat.expiry.is_expired(OffsetDateTime::now_utc()) => {
                 return Err(rejected("the personal access token has expired"))
             }
-            Some(_) => {}
-        }
+            // A rotation with revokeIssuedTokens ends every token minted before it.
+            Some(record) if record.revokes_token_issued_at(claims.iat) => {
+                return Err(rejected(
+                    "the personal access token was rotated since this token was issued",
+                ))
+            }
+            Some(record) => record.pat.scope.allows_self_rotation(),
+        };
         state
             .limits
             .check_request(&claims.client_id, api_version(parts.uri.path()))
@@ -61,6 +67,8 @@ impl FromRequestParts<AppState> for Authenticated {
             .any(|entry| entry == patd_core::scope::SCOPE_ALL);
         Ok(Authenticated(Caller {
             identity_id,
+            pat_id,
+            self_rotate,
             rights,
             whole_scope,
         }))
@@ -97,17 +105,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         require_content_type(request.headers(), &["application/json"])?;
         let bytes = read_body(request, state).await?;
-        let value: serde_json::Value = parse_json(&bytes)?;
-        if !value.is_object() {
-            return Err(ApiError::Syntax(
-                "the body must be a JSON object".to_owned(),
-            ));
-        }
-        // The path names the member at fault: `expirationDate: not an RFC 3339 date-time: …`.
-        serde_path_to_error::deserialize(value)
-            .map(JsonBody)
-            .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
+        json_object(&bytes).map(JsonBody)
     }
+}
+
+/// As `JsonBody`, for routes whose body may be left out: no body at all is `T::default()`.
+pub(crate) struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // The media type matters only for a body that is there.
+        let typed = require_content_type(request.headers(), &["application/json"]);
+        let bytes = read_body(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        typed?;
+        json_object(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// A JSON object read into `T`, the path of a member at fault named.
+fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = parse_json(bytes)?;
+    if !value.is_object() {
+        return Err(ApiError::Syntax(
+            "the body must be a JSON object".to_owned(),
+        ));
+    }
+    // The path names the member at fault: `expirationDate: not an RFC 3339 date-time: …`.
+    serde_path_to_error::deserialize(value)
+        .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
 }
 
 /// A JSON Patch body: `application/json-patch+json`, or `application/json` **[patd]**.

@@ -2,6 +2,7 @@
 
 use crate::{audit, convert};
 use patd_core::audit::{Actor, EventType};
+use patd_core::expiry::{LifetimePolicy, LifetimeStart};
 use patd_core::identity::Identity;
 use patd_core::pat::{plan_create, CreateInput};
 use patd_core::Rule;
@@ -34,10 +35,16 @@ pub(crate) async fn create_pat(
     owner: &Identity,
     input: CreateInput,
     limit: Option<u32>,
+    policy: LifetimePolicy,
     now: OffsetDateTime,
     actor: Actor,
 ) -> Result<CreatePersonalAccessTokenResponse, ServiceError> {
+    let input = input.within(policy, now);
     let (new_pat, secret) = plan_create(owner.id.clone(), input, now, &mut rand::rng())?;
+    policy.check(
+        LifetimeStart::Created(new_pat.record.created),
+        new_pat.record.expiry,
+    )?;
     let event = audit::event(
         EventType::PatCreated,
         actor,

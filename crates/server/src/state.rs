@@ -45,6 +45,8 @@ pub struct ServerConfig {
     /// How long a request's body may take to arrive, from when its headers did; past it, 408
     /// and the connection is closed.
     pub body_read_timeout: Duration,
+    /// The longest lifetime a PAT may be given (`--max-pat-lifetime`).
+    pub lifetime_policy: patd_core::expiry::LifetimePolicy,
     /// The most connections served at once (`--max-connections`); the CLI keeps it below the
     /// open-file limit.
     pub max_connections: usize,
@@ -86,6 +88,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            lifetime_policy: patd_core::expiry::LifetimePolicy(None),
             shutdown_timeout: Duration::from_secs(10),
             key_encryption_key: None,
             trusted_proxies: TrustedProxies::default(),

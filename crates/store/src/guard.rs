@@ -12,6 +12,7 @@ use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
+use patd_core::rotation::Rotation;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,6 +165,7 @@ guarded! {
     pats_by_ids(ids: &[PatId]) -> Vec<OwnedPat>;
     update_pats(pats: &[PatRecord], events: &[AuditEvent]) -> ();
     update_pat(pat: &PatRecord, event: &AuditEvent) -> ();
+    rotate_pat(rotation: &Rotation, event: &AuditEvent) -> bool;
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
     record_last_used(uses: &[LastUse]) -> u64;

@@ -20,6 +20,7 @@ use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::listing::ListRequest;
 use patd_core::pat::{NewPat, PatRecord};
+use patd_core::rotation::Rotation;
 use std::sync::Arc;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -244,6 +245,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Writes the patchable fields (name, scope, expiry, acknowledgement) of `pat`, and `event`.
     async fn update_pat(&self, pat: &PatRecord, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Gives a PAT the new secret of `rotation` (the replaced one kept for its grace period),
+    /// with `event`, and announces it; `false` if there is no such PAT.
+    async fn rotate_pat(&self, rotation: &Rotation, event: &AuditEvent)
+        -> Result<bool, StoreError>;
     /// Returns whether a PAT was deleted; `event` is stored if it was.
     async fn delete_pat(&self, id: &PatId, event: &AuditEvent) -> Result<bool, StoreError>;
 

@@ -186,6 +186,46 @@ where
         Ok(())
     }
 
+    /// Gives the PAT its new secret: the digest stored now becomes the previous one while the
+    /// grace lasts (read and replaced in one statement, so concurrent rotations chain), the expiry
+    /// and the revocation second are set, and the event is stored and the change announced, in
+    /// one transaction. `false`: no such PAT.
+    pub(crate) async fn rotate_pat(
+        &self,
+        rotation: &patd_core::rotation::Rotation,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let [until_for_digest, until, digest, expiry, valid_after, id] = params::<DB, 6>();
+        // `previous_secret_digest = secret_digest` reads the row as it was before this update.
+        let sql = format!(
+            "UPDATE pats SET \
+                 previous_secret_digest = CASE WHEN {until_for_digest} IS NULL THEN NULL \
+                     ELSE secret_digest END, \
+                 previous_secret_until = {until}, secret_digest = {digest}, \
+                 expiration_date = {expiry}, \
+                 tokens_valid_after = COALESCE({valid_after}, tokens_valid_after) \
+             WHERE id = {id}"
+        );
+        let until = rotation.previous_until.map(millis);
+        let mut transaction = self.writer.begin().await?;
+        let done = sqlx::query::<DB>(&sql)
+            .bind(until)
+            .bind(until)
+            .bind(rotation.digest.as_bytes().as_slice())
+            .bind(rotation.expiry.date().map(millis))
+            .bind(rotation.tokens_valid_after.map(millis))
+            .bind(rotation.id.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let rotated = DB::rows_affected(&done) > 0;
+        if rotated {
+            notify::<DB>(&mut *transaction, PATS_CHANNEL, rotation.id.as_str()).await?;
+            write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
+        }
+        transaction.commit().await?;
+        Ok(rotated)
+    }
+
     pub(crate) async fn delete_pat(
         &self,
         id: &PatId,
@@ -211,7 +251,8 @@ where
         id: &PatId,
     ) -> Result<Option<ExchangeRecord>, StoreError> {
         let sql = format!(
-            "SELECT {PAT_COLUMNS}, p.secret_digest, p.last_used_ips, i.name AS owner_name, \
+            "SELECT {PAT_COLUMNS}, p.secret_digest, p.last_used_ips, p.previous_secret_digest, \
+                 p.previous_secret_until, p.tokens_valid_after, i.name AS owner_name, \
                  i.levels AS owner_levels, i.extra_rights AS owner_extra_rights \
              FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
             DB::param(1)
@@ -880,6 +921,15 @@ macro_rules! store_by_queries {
             ) -> Result<bool, $crate::StoreError> {
                 self.intact()?;
                 self.queries().delete_pat(id, event).await
+            }
+
+            async fn rotate_pat(
+                &self,
+                rotation: &patd_core::rotation::Rotation,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().rotate_pat(rotation, event).await
             }
 
             async fn pat_for_exchange(

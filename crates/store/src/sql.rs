@@ -8,7 +8,7 @@ use crate::{millis_comparison, OwnedPat, PatQuery, StoreError, StoredSigningKey}
 use patd_core::audit::{
     Actor, ActorType, AuditComparison, AuditEvent, AuditQuery, EventType, Outcome, Target,
 };
-use patd_core::exchange::ExchangeRecord;
+use patd_core::exchange::{ExchangeRecord, PreviousSecret};
 use patd_core::expiry::Expiry;
 use patd_core::filter::{Comparison, Filter, NameMatch, TimeField};
 use patd_core::identity::Identity;
@@ -285,6 +285,7 @@ pub(crate) trait RowAccess {
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn boolean(&self, column: &str) -> Result<bool, StoreError>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Implements [`RowAccess`] for a backend's row type: the same `try_get` calls, typed per backend.
@@ -307,6 +308,9 @@ macro_rules! row_access {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn bytes(&self, column: &str) -> Result<Vec<u8>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
         }
@@ -477,11 +481,28 @@ pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, St
         .iter()
         .filter_map(|ip| ip.parse().ok())
         .collect();
+    let previous = match (
+        row.opt_bytes("previous_secret_digest")?,
+        row.opt_int("previous_secret_until")?,
+    ) {
+        (Some(bytes), Some(until)) => Some(PreviousSecret {
+            digest: SecretDigest::from_bytes(&bytes)
+                .ok_or_else(|| corrupt("previous_secret_digest", "not 32 bytes"))?,
+            until: from_millis(until, "previous_secret_until")?,
+        }),
+        _ => None,
+    };
+    let tokens_valid_after = row
+        .opt_int("tokens_valid_after")?
+        .map(|at| from_millis(at, "tokens_valid_after"))
+        .transpose()?;
     Ok(ExchangeRecord {
         pat,
         digest,
         owner,
         recent_ips,
+        previous,
+        tokens_valid_after,
     })
 }
 

@@ -773,3 +773,46 @@ async fn pat_commands_work_against_a_server_and_fail_in_one_line() {
     assert!(one_line_error(&output).contains("rate limited (429)"));
     server.stop();
 }
+
+#[tokio::test]
+async fn pat_rotate_prints_the_new_secret_once_and_the_old_one_ends_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    let server = ServerProcess::start(&db, &[], "info");
+    let (id, secret) = server.bootstrap().unwrap();
+    let base = server.base.clone();
+    let output = pat_command(&base, &id, &secret, &["create", "--name", "job", "--json"]);
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let job = created["id"].as_str().unwrap();
+    let old = created["secret"].as_str().unwrap();
+    let output = pat_command(
+        &base,
+        &id,
+        &secret,
+        &["rotate", job, "--grace", "10m", "--json"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rotated["id"], job);
+    let new = rotated["secret"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be shown again"));
+    for secret in [old, new] {
+        assert_eq!(exchange(&base, job, secret).await.status(), 200);
+    }
+    // Without a grace the old secret ends at once; as a table, the secret is shown.
+    let output = pat_command(&base, &id, &secret, &["rotate", job]);
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("secret"), "{table}");
+    assert_eq!(exchange(&base, job, new).await.status(), 401);
+    // Bad flags and refusals are one line.
+    let output = pat_command(&base, &id, &secret, &["rotate", job, "--grace", "25h"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at most 24h"));
+    let output = pat_command(&base, &id, &secret, &["rotate", "self"]);
+    assert!(one_line_error(&output).contains("patd:self-rotate"));
+}

@@ -231,3 +231,56 @@ async fn a_429_is_waited_out_a_bounded_number_of_times() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_client_rotates_a_pat_and_its_own() {
+    let app = spawn_app().await;
+    let admin = client_for(&app, &app.bootstrap.id, &app.bootstrap.secret);
+    let created = admin
+        .create(ApiVersion::V2025, &named("rotated by the client"))
+        .await
+        .unwrap();
+    let request = patd_client::RotatePersonalAccessTokenRequest {
+        grace_period_seconds: Some(60),
+        ..Default::default()
+    };
+    let rotated = admin.rotate(&created.id, &request).await.unwrap();
+    assert_eq!(rotated.id, created.id);
+    assert_ne!(rotated.secret, created.secret);
+    client_for(&app, &created.id, &rotated.secret)
+        .exchange()
+        .await
+        .unwrap();
+    // A PAT that may rotate itself, through its own client.
+    let robot = app
+        .actor(
+            "robot",
+            "USER",
+            &[],
+            &["patd:self-rotate", "sp:scopes:default"],
+        )
+        .await;
+    let own = client_for(&app, &robot.pat.id, &robot.pat.secret);
+    let renewed = own
+        .rotate_self(&patd_client::RotatePersonalAccessTokenRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(renewed.id, robot.pat.id);
+    client_for(&app, &robot.pat.id, &renewed.secret)
+        .exchange()
+        .await
+        .unwrap();
+    let refused = client_for(&app, &robot.pat.id, &robot.pat.secret)
+        .exchange()
+        .await;
+    assert!(
+        matches!(refused, Err(Error::OAuth { status: 401, .. })),
+        "{refused:?}"
+    );
+    // Without the scope entry: a typed 403.
+    let plain = client_for(&app, &created.id, &rotated.secret);
+    let denied = plain
+        .rotate_self(&patd_client::RotatePersonalAccessTokenRequest::default())
+        .await;
+    assert!(matches!(denied, Err(Error::Forbidden(_))), "{denied:?}");
+}

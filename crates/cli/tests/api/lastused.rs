@@ -55,6 +55,14 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_pat(pat, limit, event).await
     }
+    async fn rotate_pat(
+        &self,
+        rotation: &patd_core::rotation::Rotation,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.rotate_pat(rotation, event).await
+    }
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_pats(pats).await

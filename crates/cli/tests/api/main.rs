@@ -51,6 +51,8 @@ mod paging;
 mod ratelimit;
 /// Instant revocation.
 mod revocation;
+/// Rotation and the lifetime policy.
+mod rotation;
 /// Every route on every prefix, bodies checked field by field.
 mod routes;
 /// The command line as scripts use it: paging, pipes, tables, errors, keys, completions.

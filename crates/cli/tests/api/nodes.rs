@@ -432,3 +432,81 @@ async fn a_last_used_written_on_one_node_shows_in_another_nodes_list_within_a_se
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_secret_rotated_on_one_node_is_refused_on_another_once_its_grace_ends() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+    let created = a
+        .create_ok(&a.admin_token, CLASSIC, json!({"name": "rotated"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut old = created["secret"].as_str().unwrap().to_owned();
+    let list_on_b = |token: String| {
+        let (client, url) = (client.clone(), format!("{b}{CLASSIC}?owner-id=me"));
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for (grace, revoke) in [(0_u64, false), (1, true)] {
+        // B has the PAT cached, and a token minted from the current secret.
+        let body: Value = exchange(&client, &b, &id, &old).await.json().await.unwrap();
+        let earlier = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(list_on_b(earlier.clone()).await, 200);
+        let rotated: Value = a
+            .client
+            .post(a.url(&format!("/patd/v1/personal-access-tokens/{id}/rotate")))
+            .bearer_auth(&a.admin_token)
+            .json(&json!({"gracePeriodSeconds": grace, "revokeIssuedTokens": revoke}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rotated_at = Instant::now();
+        let new = rotated["secret"].as_str().unwrap().to_owned();
+        if grace > 0 {
+            assert_eq!(
+                exchange(&client, &b, &id, &old).await.status(),
+                200,
+                "the old secret failed on B during its grace"
+            );
+        }
+        let grace_ends = Duration::from_secs(grace);
+        loop {
+            let refused = exchange(&client, &b, &id, &old).await.status() == 401;
+            let new_works = exchange(&client, &b, &id, &new).await.status() == 200;
+            let token_refused = !revoke || list_on_b(earlier.clone()).await == 401;
+            if refused && new_works && token_refused {
+                break;
+            }
+            assert!(
+                rotated_at.elapsed() < grace_ends + Duration::from_secs(1),
+                "node B still honours the rotated secret or a token revoked with it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "grace {grace} s: node B refused the old secret after {:?}",
+            rotated_at.elapsed()
+        );
+        if !revoke {
+            assert_eq!(
+                list_on_b(earlier).await,
+                200,
+                "a token was ended without revokeIssuedTokens"
+            );
+        }
+        old = new;
+    }
+}

@@ -201,6 +201,7 @@ async fn create(
         &owner,
         input,
         limit,
+        state.config.lifetime_policy,
         OffsetDateTime::now_utc(),
         audit::identity_actor(&owner),
     )
@@ -209,20 +210,24 @@ async fn create(
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
-    // The one answer that carries a secret is never stored by a cache (RFC 6749 §5.1's rule
-    // for the token response).
-    Ok((
+    Ok(secret_answer(created))
+}
+
+/// An answer that carries a secret (a create, a rotation): never stored by a cache (RFC 6749
+/// §5.1's rule for the token response).
+pub(super) fn secret_answer(created: CreatePersonalAccessTokenResponse) -> Response {
+    (
         [
             (axum::http::header::CACHE_CONTROL, "no-store"),
             (axum::http::header::PRAGMA, "no-cache"),
         ],
         Json(created),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The caller as an audit event's actor.
-async fn acting(
+pub(super) async fn acting(
     state: &AppState,
     caller: &patd_core::authz::Caller,
 ) -> Result<patd_core::audit::Actor, ApiError> {
@@ -250,7 +255,7 @@ fn updated_event(
 }
 
 /// Finds a PAT the caller may change: 403 without any manage right, 404 if it cannot be seen.
-async fn modifiable(
+pub(super) async fn modifiable(
     state: &AppState,
     caller: &patd_core::authz::Caller,
     raw_id: &str,
@@ -287,6 +292,10 @@ async fn patch_pat(
 ) -> Result<Json<GetPersonalAccessTokenResponse>, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
     let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
+    state
+        .config
+        .lifetime_policy
+        .check_patched(&owned.pat, &updated)?;
     if updated.scope != owned.pat.scope {
         let owner = state
             .identities
@@ -397,6 +406,13 @@ async fn bulk_update(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A bulk update changes only expiries (CONTRACT §7), so only the lifetime policy judges it.
+    for (before, after) in ordered.iter().zip(&updated) {
+        state
+            .config
+            .lifetime_policy
+            .check_patched(&before.pat, &after.pat)?;
+    }
     let records: Vec<_> = updated.iter().map(|owned| owned.pat.clone()).collect();
     let actor = acting(&state, &caller).await?;
     let events: Vec<_> = records
