@@ -100,19 +100,18 @@ pub fn last_used_due(previous: Option<OffsetDateTime>, now: OffsetDateTime) -> b
     previous.is_none_or(|previous| now - previous >= LAST_USED_INTERVAL)
 }
 
+/// A live record for `secret` to decide exchanges on, in this module's and `rotation`'s tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use super::*;
     use crate::expiry::Expiry;
     use crate::ids::IdentityId;
     use crate::name::{IdentityName, PatName};
     use crate::pat::Validity;
-    use crate::rights::{Level, Right};
+    use crate::rights::Level;
     use time::macros::datetime;
 
-    const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
-
-    fn record(secret: &Secret, expiry: Expiry, scope: &[&str]) -> ExchangeRecord {
+    pub(crate) fn record(secret: &Secret, expiry: Expiry, scope: &[&str]) -> ExchangeRecord {
         let mut rng = rand::rng();
         let owner = Identity {
             id: IdentityId::generate(&mut rng),
@@ -133,13 +132,24 @@ mod tests {
                 expiry,
                 never_expires_acknowledged: false,
                 managed: false,
-                created: NOW,
+                created: datetime!(2026-01-01 00:00 UTC),
                 last_used: None,
             },
             digest: secret.digest(),
             owner,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::record;
+    use super::*;
+    use crate::expiry::Expiry;
+    use crate::rights::{Level, Right};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 
     #[test]
     fn exchange_decisions() {

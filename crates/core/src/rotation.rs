@@ -107,43 +107,12 @@ fn next_whole_second(at: OffsetDateTime) -> OffsetDateTime {
 mod tests {
     use super::*;
     use crate::exchange::{decide, ExchangeRecord};
-    use crate::identity::Identity;
-    use crate::ids::IdentityId;
-    use crate::name::{IdentityName, PatName};
-    use crate::pat::Validity;
-    use crate::rights::{Level, Rights};
-    use crate::scope::Scope;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-03-01 10:00:00.250 UTC);
 
     fn record(secret: &Secret, expiry: Expiry) -> ExchangeRecord {
-        let mut rng = rand::rng();
-        let owner = Identity {
-            id: IdentityId::generate(&mut rng),
-            name: IdentityName::parse("alice").unwrap(),
-            levels: vec![Level::User],
-            extra_rights: Rights::NONE,
-        };
-        ExchangeRecord {
-            recent_ips: Vec::new(),
-            previous: None,
-            tokens_valid_after: None,
-            pat: PatRecord {
-                id: PatId::generate(&mut rng),
-                owner_id: owner.id.clone(),
-                name: PatName::parse("ci").unwrap(),
-                scope: Scope::all(),
-                validity: Validity::parse(Some(600)).unwrap(),
-                expiry,
-                never_expires_acknowledged: false,
-                managed: false,
-                created: datetime!(2026-01-01 00:00 UTC),
-                last_used: None,
-            },
-            digest: secret.digest(),
-            owner,
-        }
+        crate::exchange::fixture::record(secret, expiry, &["sp:scopes:all"])
     }
 
     /// The record as the store would hold it after `rotation`.

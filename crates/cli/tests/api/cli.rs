@@ -209,6 +209,15 @@ pub async fn exchange(base: &str, id: &str, secret: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The access token an exchange at `base` answers, panicking unless it succeeds.
+pub async fn access_token(base: &str, id: &str, secret: &str) -> String {
+    let body: Value = exchange(base, id, secret).await.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {body}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -132,14 +132,7 @@ async fn a_flood_of_unique_list_queries_keeps_memory_within_the_list_cache_budge
         "warn,patd=info",
     );
     let (id, secret) = server.bootstrap().unwrap();
-    let token = crate::cli::exchange(&server.base, &id, &secret)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = crate::cli::access_token(&server.base, &id, &secret).await;
     let client = reqwest::Client::new();
     for n in 0..250 {
         let response = client
@@ -199,14 +192,7 @@ async fn misplaced_secrets_and_filter_text_stay_out_of_the_logs() {
         let database = fresh_database_url(dir.path()).await;
         let server = crate::cli::ServerProcess::start(&database, &[], level);
         let (id, secret) = server.bootstrap().unwrap();
-        let token = crate::cli::exchange(&server.base, &id, &secret)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = crate::cli::access_token(&server.base, &id, &secret).await;
         let client = reqwest::Client::new();
         let pats = server.url(CLASSIC);
         let marker = "FilterTextMarker";
