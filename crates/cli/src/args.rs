@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// get 400. Existing PATs are not touched. Default: no bound.
     #[arg(long, env = "PATD_MAX_PAT_LIFETIME", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub max_pat_lifetime: Option<u32>,
+    /// Let webhooks call loopback, private and link-local addresses (for tests and for
+    /// receivers inside the network).
+    #[arg(long, env = "PATD_WEBHOOK_ALLOW_PRIVATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub webhook_allow_private: bool,
     /// Refuse to start on an empty database instead of bootstrapping a new tenant in it
     /// (production units use this; bootstrap once with `patd init`).
     #[arg(long, env = "PATD_NO_BOOTSTRAP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]

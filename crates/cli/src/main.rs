@@ -170,6 +170,7 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(public_url.trim_end_matches('/'));
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.lifetime_policy = patd_core::expiry::LifetimePolicy(serve_args.max_pat_lifetime);
+    config.webhook_allow_private = serve_args.webhook_allow_private;
     config.rate_limit = serve_args.rate_limit;
     // Left unset, they are resolved against the request limit by `FailureLimits::resolve`.
     config.exchange_failure_limit = serve_args.exchange_failure_limit;

@@ -17,6 +17,8 @@ pub enum EventType {
     PatDeleted,
     PatRotated,
     PatExpired,
+    /// A notice that a PAT expires soon (EXTENSIONS E6), kept in the trail like the rest.
+    PatExpiring,
     PatLeaked,
     PatUsed,
     AuthFailed,
@@ -28,12 +30,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::PatCreated,
         EventType::PatUpdated,
         EventType::PatDeleted,
         EventType::PatRotated,
         EventType::PatExpired,
+        EventType::PatExpiring,
         EventType::PatLeaked,
         EventType::PatUsed,
         EventType::AuthFailed,
@@ -51,6 +54,7 @@ impl EventType {
             EventType::PatDeleted => "pat.deleted",
             EventType::PatRotated => "pat.rotated",
             EventType::PatExpired => "pat.expired",
+            EventType::PatExpiring => "pat.expiring",
             EventType::PatLeaked => "pat.leaked",
             EventType::PatUsed => "pat.used",
             EventType::AuthFailed => "auth.failed",
@@ -64,6 +68,22 @@ impl EventType {
 
     pub fn parse(raw: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
+    /// Whether webhooks hear of it (EXTENSIONS E7): every kind but the two that come in floods.
+    pub fn is_notified(self) -> bool {
+        !matches!(self, EventType::AuthFailed | EventType::PatUsed)
+    }
+
+    /// Whether the PAT's owner is mailed about it (EXTENSIONS E8).
+    pub fn is_mailed(self) -> bool {
+        matches!(
+            self,
+            EventType::PatExpiring
+                | EventType::PatExpired
+                | EventType::PatLeaked
+                | EventType::PatRotated
+        )
     }
 }
 
@@ -135,13 +155,19 @@ impl Target {
     pub const PAT: &'static str = "PERSONAL_ACCESS_TOKEN";
     pub const IDENTITY: &'static str = "IDENTITY";
     pub const SIGNING_KEY: &'static str = "SIGNING_KEY";
+    pub const WEBHOOK: &'static str = "WEBHOOK";
 
     /// The target kind as stored, from its text.
     pub fn kind_named(raw: &str) -> &'static str {
-        [Target::PAT, Target::IDENTITY, Target::SIGNING_KEY]
-            .into_iter()
-            .find(|kind| *kind == raw)
-            .unwrap_or("UNKNOWN")
+        [
+            Target::PAT,
+            Target::IDENTITY,
+            Target::SIGNING_KEY,
+            Target::WEBHOOK,
+        ]
+        .into_iter()
+        .find(|kind| *kind == raw)
+        .unwrap_or("UNKNOWN")
     }
 }
 
@@ -184,6 +210,9 @@ pub struct AuditEvent {
     pub tracking_id: Option<String>,
     pub outcome: Outcome,
     pub details: Map<String, Value>,
+    /// What a notification of it shows of its target (a PAT as the API shows it, never a
+    /// secret); not kept in the audit trail.
+    pub subject: Option<Value>,
 }
 
 impl AuditEvent {
@@ -206,7 +235,14 @@ impl AuditEvent {
             tracking_id: None,
             outcome: Outcome::Success,
             details: Map::new(),
+            subject: None,
         }
+    }
+
+    /// Sets what a notification shows of the target.
+    pub fn with_subject(mut self, subject: Value) -> AuditEvent {
+        self.subject = Some(subject);
+        self
     }
 
     /// Adds one fact to `details`.

@@ -42,6 +42,14 @@ pub enum Rule {
     ExpirationTooFar,
     #[error("the lifetime policy (--max-pat-lifetime) allows an expirationDate at most {days} days after {from}, and no PAT that never expires")]
     LifetimePolicy { days: u32, from: &'static str },
+    #[error("events must hold 1 to 32 event types (pat.created, pat.expiring, …) or \"*\"; auth.failed and pat.used are not sent")]
+    WebhookEvents,
+    #[error("url must be an http or https URL of at most 2048 characters")]
+    WebhookUrl,
+    #[error("url points at a loopback, private or link-local address; patd refuses those unless started with --webhook-allow-private")]
+    WebhookPrivateTarget,
+    #[error("description must be at most 256 characters without control characters")]
+    WebhookDescription,
     #[error("gracePeriodSeconds must be between 0 and {max}")]
     GraceOutOfRange { max: i64 },
     #[error("revokeIssuedTokens must be a boolean")]

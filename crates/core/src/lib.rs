@@ -24,6 +24,8 @@ pub mod ids;
 pub mod listing;
 /// PAT names and identity names.
 pub mod name;
+/// Webhook payloads and subscriptions, delivery retries, and owners' mail.
+pub mod notify;
 /// A PAT's stored shape and the plan for creating one.
 pub mod pat;
 /// RFC 6902 patches applied to a PAT's patchable document.

@@ -3,6 +3,7 @@
 use crate::Rule;
 
 const IDN_PREFIX: &str = "idn:";
+const WEBHOOKS_MANAGE: &str = "patd:webhooks:manage";
 
 /// One right over PATs. Each has an `idn:` and an `sp:` spelling; both are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,10 +16,12 @@ pub enum Right {
     ManagedRead,
     /// `idn:audit-events:read` (EXTENSIONS E2): every audit event, not only one's own.
     AuditRead,
+    /// `patd:webhooks:manage` (EXTENSIONS E2): the webhooks and their deliveries.
+    WebhooksManage,
 }
 
 impl Right {
-    pub const ALL: [Right; 7] = [
+    pub const ALL: [Right; 8] = [
         Right::MyRead,
         Right::MyManage,
         Right::AllRead,
@@ -26,6 +29,7 @@ impl Right {
         Right::AllUpdate,
         Right::ManagedRead,
         Right::AuditRead,
+        Right::WebhooksManage,
     ];
 
     /// The name without its `idn:`/`sp:` prefix.
@@ -44,11 +48,16 @@ impl Right {
             Right::AllUpdate => "idn:all-personal-access-tokens:update",
             Right::ManagedRead => "idn:managed-personal-access-tokens:read",
             Right::AuditRead => "idn:audit-events:read",
+            // patd's own right has one spelling, its own.
+            Right::WebhooksManage => WEBHOOKS_MANAGE,
         }
     }
 
     /// Reads either spelling; anything else names no right.
     pub fn parse(raw: &str) -> Option<Right> {
+        if raw == WEBHOOKS_MANAGE {
+            return Some(Right::WebhooksManage);
+        }
         let bare = raw
             .strip_prefix(IDN_PREFIX)
             .or_else(|| raw.strip_prefix("sp:"))?;
@@ -185,9 +194,12 @@ mod tests {
     #[test]
     fn the_idn_spelling_is_the_name_with_its_prefix() {
         for right in Right::ALL {
-            assert_eq!(right.idn(), format!("idn:{}", right.name()));
+            if right != Right::WebhooksManage {
+                assert_eq!(right.idn(), format!("idn:{}", right.name()));
+            }
             assert_eq!(Right::parse(right.idn()), Some(right));
         }
+        assert_eq!(Right::parse("sp:webhooks:manage"), None);
     }
 
     #[test]
@@ -200,6 +212,6 @@ mod tests {
             ]
         );
         assert_eq!(Level::OrgAdmin.rights(), Rights::all());
-        assert_eq!(Rights::all().iter().count(), 7);
+        assert_eq!(Rights::all().iter().count(), 8);
     }
 }

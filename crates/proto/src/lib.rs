@@ -410,3 +410,101 @@ pub struct AuditEventDto {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Map<String, serde_json::Value>,
 }
+
+/// **[patd]** Body of `POST /patd/v1/webhooks` (EXTENSIONS E7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWebhookRequest {
+    /// An http or https URL; loopback, private and link-local targets are refused.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Event types (`pat.expiring`, `pat.deleted`, …) or `["*"]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, required = true))]
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// **[patd]** Body of `PATCH /patd/v1/webhooks/{id}`: the members given replace the webhook's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateWebhookRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// **[patd]** A webhook, as listed; its secret is shown only when it is created.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDto {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created: OffsetDateTime,
+}
+
+/// **[patd]** Answer to a webhook's creation: the only place its signing secret is shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWebhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created: OffsetDateTime,
+    /// `whsec_…`: the Standard Webhooks signing secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhook")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// **[patd]** One delivery of a webhook: its message, and how its attempts went.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDto {
+    pub id: String,
+    /// The `webhook-id` header: the same on a redelivery.
+    pub message_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created: OffsetDateTime,
+    #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub next_attempt: Option<OffsetDateTime>,
+    #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_attempt: Option<OffsetDateTime>,
+    /// The HTTP status the receiver last answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(with = "timestamp::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub delivered: Option<OffsetDateTime>,
+}

@@ -71,6 +71,22 @@ pub(crate) fn event(kind: EventType, actor: Actor, target: Option<Target>) -> Au
     event
 }
 
+/// An event of `kind` on a PAT, carrying the PAT as the API shows it for its notifications.
+pub(crate) fn pat_event(
+    kind: EventType,
+    actor: Actor,
+    pat: &PatRecord,
+    owner_name: &str,
+) -> AuditEvent {
+    let owned = patd_store::OwnedPat {
+        pat: pat.clone(),
+        owner_name: owner_name.to_owned(),
+    };
+    let shown = crate::convert::get_response(&owned, patd_core::expiry::Family::NeverExpiresAware);
+    let subject = serde_json::to_value(shown).unwrap_or(serde_json::Value::Null);
+    event(kind, actor, Some(pat_target(pat))).with_subject(subject)
+}
+
 /// After the event's change is committed: an info line (ids only: names are client input) and,
 /// with `--audit-log stdout`, the event as one JSON line for a SIEM.
 pub(crate) fn committed(event: &AuditEvent) {

@@ -27,8 +27,12 @@ pub mod lastused;
 pub mod metrics;
 /// Per-request tracking ids, `X-Request-Id` and the request log.
 mod middleware;
+/// Expiry notices: `pat.expiring` and `pat.expired`, once each.
+mod notices;
 /// The OpenAPI 3.1 document: what the handlers' annotations do not say, and serving it.
 pub mod openapi;
+/// Delivering the outbox: signed webhook calls, retried.
+pub mod outbox;
 /// Trusted proxies and the client address they report.
 pub mod proxies;
 /// Rate limits per client and API version, and on failed exchanges per IP.

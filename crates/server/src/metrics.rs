@@ -99,7 +99,7 @@ fn describe() {
     for outcome in Exchange::ALL {
         metrics::counter!(EXCHANGES, "outcome" => outcome.label()).absolute(0);
     }
-    for outcome in ["delivered", "failed"] {
+    for outcome in ["delivered", "retry", "failed"] {
         metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).absolute(0);
     }
     metrics::gauge!(OUTBOX_DEPTH).set(0.0);
@@ -171,6 +171,16 @@ pub(crate) fn exchange(outcome: Exchange) {
 }
 
 /// Counts one PAT lookup, answered from memory or not.
+/// One delivery attempt's outcome: `delivered`, `retry` or `failed`.
+pub(crate) fn delivery(outcome: &'static str) {
+    metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// How many deliveries the last round of this node found due.
+pub(crate) fn outbox_depth(due: usize) {
+    metrics::gauge!(OUTBOX_DEPTH).set(due as f64);
+}
+
 pub(crate) fn pat_cache(hit: bool) {
     let hot = hot();
     if hit {

@@ -45,10 +45,11 @@ pub(crate) async fn create_pat(
         LifetimeStart::Created(new_pat.record.created),
         new_pat.record.expiry,
     )?;
-    let event = audit::event(
+    let event = audit::pat_event(
         EventType::PatCreated,
         actor,
-        Some(audit::pat_target(&new_pat.record)),
+        &new_pat.record,
+        owner.name.as_str(),
     );
     match store.insert_pat(&new_pat, limit, &event).await {
         Err(StoreError::NameTaken) => {

@@ -45,6 +45,16 @@ pub struct ServerConfig {
     /// How long a request's body may take to arrive, from when its headers did; past it, 408
     /// and the connection is closed.
     pub body_read_timeout: Duration,
+    /// Webhooks may call loopback, private and link-local addresses (`--webhook-allow-private`).
+    pub webhook_allow_private: bool,
+    /// How often each node looks for deliveries due.
+    pub outbox_poll: Duration,
+    /// The wait after a delivery's first failed attempt; it doubles with each failure.
+    pub outbox_retry_base: Duration,
+    /// How often expiry notices are looked for (at least once a minute).
+    pub expiry_scan_interval: Duration,
+    /// The time the expiry notices go by: the real clock, or a test's.
+    pub clock: Clock,
     /// The longest lifetime a PAT may be given (`--max-pat-lifetime`).
     pub lifetime_policy: patd_core::expiry::LifetimePolicy,
     /// The most connections served at once (`--max-connections`); the CLI keeps it below the
@@ -89,6 +99,11 @@ impl ServerConfig {
             body_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
             lifetime_policy: patd_core::expiry::LifetimePolicy(None),
+            webhook_allow_private: false,
+            outbox_poll: Duration::from_millis(250),
+            outbox_retry_base: Duration::from_secs(5),
+            expiry_scan_interval: Duration::from_secs(30),
+            clock: Clock::default(),
             shutdown_timeout: Duration::from_secs(10),
             key_encryption_key: None,
             trusted_proxies: TrustedProxies::default(),
@@ -105,6 +120,30 @@ impl ServerConfig {
             shutdown_timeout: self.shutdown_timeout,
             max_connections: self.max_connections,
             tls: self.tls.clone(),
+        }
+    }
+}
+
+/// Where the background work reads the time: the system clock, shifted by `offset` (tests move
+/// it days ahead instead of sleeping).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<std::sync::Mutex<time::Duration>>,
+}
+
+impl Clock {
+    pub fn now(&self) -> time::OffsetDateTime {
+        let offset = self
+            .offset
+            .lock()
+            .map_or(time::Duration::ZERO, |offset| *offset);
+        time::OffsetDateTime::now_utc() + offset
+    }
+
+    /// Moves this clock (and every clone of it) `by` further ahead.
+    pub fn advance(&self, by: time::Duration) {
+        if let Ok(mut offset) = self.offset.lock() {
+            *offset += by;
         }
     }
 }
@@ -217,6 +256,8 @@ impl AppState {
             auth_failures: Arc::new(AuthFailures::default()),
         }));
         state.flush_auth_failures_forever();
+        crate::outbox::deliver_forever(state.clone());
+        crate::notices::notify_forever(state.clone());
         crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
         if let Some(events) = events {
             state.follow_changes(events);

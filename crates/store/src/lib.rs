@@ -3,6 +3,8 @@
 
 /// A store decorator that bounds every call in time and tracks whether the database answers.
 pub mod guard;
+/// Webhooks, the outbox of deliveries, and expiry-notice markers.
+mod outbox;
 /// The PostgreSQL backend.
 pub mod postgres;
 /// The queries written once for both backends, and the `Store` they make.
@@ -19,6 +21,7 @@ use patd_core::filter::TimeOp;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::listing::ListRequest;
+use patd_core::notify::Webhook;
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
 use std::sync::Arc;
@@ -144,6 +147,51 @@ pub struct LastUse {
     pub events: Vec<AuditEvent>,
 }
 
+/// One delivery in the outbox: a webhook call or a mail, and how its attempts went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    /// The `webhook-id` header: the same for every delivery of one message.
+    pub message_id: String,
+    pub webhook_id: Option<String>,
+    /// `webhook` or `email`.
+    pub channel: String,
+    /// A mail's address.
+    pub recipient: Option<String>,
+    pub event_type: String,
+    /// The JSON body sent.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub created: OffsetDateTime,
+    pub next_attempt: OffsetDateTime,
+    pub last_attempt: Option<OffsetDateTime>,
+    /// The HTTP status of the last attempt (webhooks).
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered: Option<OffsetDateTime>,
+}
+
+/// How an attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered {
+        status: Option<u16>,
+    },
+    /// Try again at `next`.
+    Retry {
+        next: OffsetDateTime,
+        status: Option<u16>,
+        error: String,
+    },
+    /// Given up: past its day of retries.
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
 /// One page of audit events, and the total matching when it was asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditPage {
@@ -251,6 +299,70 @@ pub trait Store: Send + Sync + 'static {
         -> Result<bool, StoreError>;
     /// Returns whether a PAT was deleted; `event` is stored if it was.
     async fn delete_pat(&self, id: &PatId, event: &AuditEvent) -> Result<bool, StoreError>;
+
+    /// Stores a webhook with its `webhook.created` event.
+    async fn insert_webhook(&self, hook: &Webhook, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Every webhook, oldest first.
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
+    /// Writes a webhook's url, events and description; `false` if there is no such webhook.
+    async fn update_webhook(&self, hook: &Webhook) -> Result<bool, StoreError>;
+    /// Deletes a webhook and its pending deliveries, with `event`; `false` if there was none.
+    async fn delete_webhook(&self, id: &str, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// A webhook's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        webhook_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Queues the message of a delivery again, due now; `None` if there is no such delivery.
+    async fn redeliver(
+        &self,
+        webhook_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Deliveries due on `channels` and not leased, each webhook's oldest pending one only.
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        channels: &[&str],
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Leases a delivery for one attempt; `false` if another node holds it or it is done.
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Records an attempt's outcome and frees the lease.
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+    /// A page of the PATs expiring within `[from, to]`, soonest first.
+    async fn expiring_pats(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<OwnedPat>, StoreError>;
+    /// Marks an expiry notice sent and stores its event, once per PAT, threshold and expiry
+    /// across every node; returns whether this call was the one.
+    async fn record_expiry_notice(
+        &self,
+        pat_id: &str,
+        thresholds: &[&str],
+        expiration: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Stores `value` under `key`, replacing what was there.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// The PAT, its digest and its owner, for a token exchange.
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;

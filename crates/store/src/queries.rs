@@ -691,6 +691,7 @@ pub(crate) async fn insert_within_limit<DB>(
 ) -> Result<(), StoreError>
 where
     DB: Dialect,
+    DB::Row: RowAccess,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
     for<'a> &'a str: Encode<'a, DB> + Type<DB>,
@@ -727,6 +728,7 @@ pub(crate) async fn write_events<DB>(
 ) -> Result<(), StoreError>
 where
     DB: Dialect,
+    DB::Row: RowAccess,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> DB::Arguments<'a>: IntoArguments<'a, DB>,
     for<'a> &'a str: Encode<'a, DB> + Type<DB>,
@@ -742,7 +744,8 @@ where
             .execute(&mut *connection)
             .await?;
     }
-    Ok(())
+    // The notifications go in the same transaction: a committed event is always told of.
+    crate::outbox::enqueue::<DB>(connection, events).await
 }
 
 async fn insert_key<DB>(
@@ -930,6 +933,126 @@ macro_rules! store_by_queries {
             ) -> Result<bool, $crate::StoreError> {
                 self.intact()?;
                 self.queries().rotate_pat(rotation, event).await
+            }
+
+            async fn insert_webhook(
+                &self,
+                hook: &patd_core::notify::Webhook,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().insert_webhook(hook, event).await
+            }
+
+            async fn webhooks(
+                &self,
+            ) -> Result<Vec<patd_core::notify::Webhook>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().webhooks().await
+            }
+
+            async fn webhook(
+                &self,
+                id: &str,
+            ) -> Result<Option<patd_core::notify::Webhook>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().webhook(id).await
+            }
+
+            async fn update_webhook(
+                &self,
+                hook: &patd_core::notify::Webhook,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().update_webhook(hook).await
+            }
+
+            async fn delete_webhook(
+                &self,
+                id: &str,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().delete_webhook(id, event).await
+            }
+
+            async fn deliveries(
+                &self,
+                webhook_id: &str,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<$crate::Delivery>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().deliveries(webhook_id, limit, offset).await
+            }
+
+            async fn redeliver(
+                &self,
+                webhook_id: &str,
+                delivery_id: &str,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<$crate::Delivery>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().redeliver(webhook_id, delivery_id, now).await
+            }
+
+            async fn due_deliveries(
+                &self,
+                now: time::OffsetDateTime,
+                channels: &[&str],
+                limit: i64,
+            ) -> Result<Vec<$crate::Delivery>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().due_deliveries(now, channels, limit).await
+            }
+
+            async fn claim_delivery(
+                &self,
+                id: &str,
+                now: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().claim_delivery(id, now, lease_until).await
+            }
+
+            async fn finish_delivery(
+                &self,
+                id: &str,
+                now: time::OffsetDateTime,
+                outcome: &$crate::DeliveryOutcome,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().finish_delivery(id, now, outcome).await
+            }
+
+            async fn expiring_pats(
+                &self,
+                from: time::OffsetDateTime,
+                to: time::OffsetDateTime,
+                limit: i64,
+                offset: i64,
+            ) -> Result<Vec<$crate::OwnedPat>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().expiring_pats(from, to, limit, offset).await
+            }
+
+            async fn record_expiry_notice(
+                &self,
+                pat_id: &str,
+                thresholds: &[&str],
+                expiration: time::OffsetDateTime,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries()
+                    .record_expiry_notice(pat_id, thresholds, expiration, event)
+                    .await
+            }
+
+            async fn set_setting(&self, key: &str, value: &str) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().set_setting(key, value).await
             }
 
             async fn pat_for_exchange(

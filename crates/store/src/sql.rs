@@ -677,5 +677,6 @@ pub(crate) fn event_from_row(row: &impl RowAccess) -> Result<AuditEvent, StoreEr
         tracking_id: row.opt_text("tracking_id")?,
         outcome,
         details,
+        subject: None,
     })
 }

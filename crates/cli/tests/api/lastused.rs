@@ -63,6 +63,88 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.rotate_pat(rotation, event).await
     }
+    async fn insert_webhook(
+        &self,
+        hook: &patd_core::notify::Webhook,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_webhook(hook, event).await
+    }
+    async fn webhooks(&self) -> Result<Vec<patd_core::notify::Webhook>, StoreError> {
+        self.inner.webhooks().await
+    }
+    async fn webhook(&self, id: &str) -> Result<Option<patd_core::notify::Webhook>, StoreError> {
+        self.inner.webhook(id).await
+    }
+    async fn update_webhook(&self, hook: &patd_core::notify::Webhook) -> Result<bool, StoreError> {
+        self.inner.update_webhook(hook).await
+    }
+    async fn delete_webhook(&self, id: &str, event: &AuditEvent) -> Result<bool, StoreError> {
+        self.inner.delete_webhook(id, event).await
+    }
+    async fn deliveries(
+        &self,
+        webhook_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<patd_store::Delivery>, StoreError> {
+        self.inner.deliveries(webhook_id, limit, offset).await
+    }
+    async fn redeliver(
+        &self,
+        webhook_id: &str,
+        delivery_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<patd_store::Delivery>, StoreError> {
+        self.inner.redeliver(webhook_id, delivery_id, now).await
+    }
+    async fn due_deliveries(
+        &self,
+        now: time::OffsetDateTime,
+        channels: &[&str],
+        limit: i64,
+    ) -> Result<Vec<patd_store::Delivery>, StoreError> {
+        self.inner.due_deliveries(now, channels, limit).await
+    }
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_delivery(id, now, lease_until).await
+    }
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+        outcome: &patd_store::DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        self.inner.finish_delivery(id, now, outcome).await
+    }
+    async fn expiring_pats(
+        &self,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<OwnedPat>, StoreError> {
+        self.inner.expiring_pats(from, to, limit, offset).await
+    }
+    async fn record_expiry_notice(
+        &self,
+        pat_id: &str,
+        thresholds: &[&str],
+        expiration: time::OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .record_expiry_notice(pat_id, thresholds, expiration, event)
+            .await
+    }
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.set_setting(key, value).await
+    }
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_pats(pats).await

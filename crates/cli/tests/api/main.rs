@@ -63,3 +63,5 @@ mod secrets;
 mod storage;
 /// Every validation rule's 400.
 mod validation;
+/// Webhooks and the outbox.
+mod webhooks;

@@ -13,6 +13,8 @@ mod ops;
 mod pats;
 /// `POST /patd/v1/personal-access-tokens/{id}/rotate` and `…/self/rotate`.
 mod rotate;
+/// `/patd/v1/webhooks`: webhooks and their deliveries.
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::middleware::{track, Tracking};
@@ -48,8 +50,10 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 /// The routes, with `/metrics` among them unless it has a listener of its own.
 fn api_serving_metrics(metrics_here: bool) -> OpenApiRouter<AppState> {
     let api = pats::routes(OpenApiRouter::with_openapi(crate::openapi::base()));
-    let api = ops::routes(audit::routes(oauth::routes(rotate::routes(api))))
-        .routes(routes!(openapi_document));
+    let api = ops::routes(audit::routes(oauth::routes(rotate::routes(
+        webhooks::routes(api),
+    ))))
+    .routes(routes!(openapi_document));
     if metrics_here {
         ops::metrics_route(api)
     } else {

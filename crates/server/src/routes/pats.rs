@@ -243,6 +243,7 @@ pub(super) async fn acting(
 fn updated_event(
     actor: patd_core::audit::Actor,
     pat: &patd_core::pat::PatRecord,
+    owner_name: &str,
     operations: &serde_json::Value,
 ) -> patd_core::audit::AuditEvent {
     let paths: Vec<serde_json::Value> = operations
@@ -251,7 +252,7 @@ fn updated_event(
         .flatten()
         .filter_map(|operation| operation.get("path").cloned())
         .collect();
-    audit::event(EventType::PatUpdated, actor, Some(audit::pat_target(pat))).detail("paths", paths)
+    audit::pat_event(EventType::PatUpdated, actor, pat, owner_name).detail("paths", paths)
 }
 
 /// Finds a PAT the caller may change: 403 without any manage right, 404 if it cannot be seen.
@@ -304,7 +305,12 @@ async fn patch_pat(
             .ok_or(ApiError::Forbidden(&[]))?;
         caller.may_grant(&updated.scope, owner.rights())?;
     }
-    let event = updated_event(acting(&state, &caller).await?, &updated, &operations);
+    let event = updated_event(
+        acting(&state, &caller).await?,
+        &updated,
+        &owned.owner_name,
+        &operations,
+    );
     let result = state.store.update_pat(&updated, &event).await;
     state.pats.invalidate(&updated.id).await;
     match result {
@@ -336,10 +342,11 @@ async fn delete_pat(
     PathId(raw_id): PathId,
 ) -> Result<StatusCode, ApiError> {
     let owned = modifiable(&state, &caller, &raw_id).await?;
-    let event = audit::event(
+    let event = audit::pat_event(
         EventType::PatDeleted,
         acting(&state, &caller).await?,
-        Some(audit::pat_target(&owned.pat)),
+        &owned.pat,
+        &owned.owner_name,
     );
     let deleted = state.store.delete_pat(&owned.pat.id, &event).await;
     // Every token minted from it fails from now on.
@@ -415,9 +422,9 @@ async fn bulk_update(
     }
     let records: Vec<_> = updated.iter().map(|owned| owned.pat.clone()).collect();
     let actor = acting(&state, &caller).await?;
-    let events: Vec<_> = records
+    let events: Vec<_> = updated
         .iter()
-        .map(|pat| updated_event(actor.clone(), pat, &operations))
+        .map(|owned| updated_event(actor.clone(), &owned.pat, &owned.owner_name, &operations))
         .collect();
     let result = state.store.update_pats(&records, &events).await;
     for record in &records {

@@ -102,10 +102,11 @@ async fn rotate_owned(
     )?;
     let rotated = rotation.applied_to(&owned.pat);
     // What changed, never a secret or a digest.
-    let event = audit::event(
+    let event = audit::pat_event(
         EventType::PatRotated,
         acting(state, caller).await?,
-        Some(audit::pat_target(&rotated)),
+        &rotated,
+        &owned.owner_name,
     )
     .detail("gracePeriodSeconds", rotation.grace_period_seconds)
     .detail("revokeIssuedTokens", rotation.revoke_issued_tokens);
