@@ -125,6 +125,18 @@ pub struct ServeArgs {
     /// receivers inside the network).
     #[arg(long, env = "PATD_WEBHOOK_ALLOW_PRIVATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
     pub webhook_allow_private: bool,
+    /// Mail PATs' owners through this SMTP server: `smtp://host:port` (STARTTLS when offered)
+    /// or `smtps://host:port`, with user and password in the URL or in PATD_SMTP_PASSWORD.
+    #[arg(
+        long,
+        env = "PATD_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// The From address of that mail (required with --smtp-url).
+    #[arg(long, env = "PATD_MAIL_FROM", value_name = "ADDR")]
+    pub mail_from: Option<String>,
     /// Refuse to start on an empty database instead of bootstrapping a new tenant in it
     /// (production units use this; bootstrap once with `patd init`).
     #[arg(long, env = "PATD_NO_BOOTSTRAP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
@@ -361,6 +373,9 @@ pub struct IdentityCreate {
     /// An extra right, `idn:` or `sp:` form; repeatable.
     #[arg(long = "right")]
     pub rights: Vec<String>,
+    /// Where the identity's mail goes (expiry, leak and rotation notices, with --smtp-url).
+    #[arg(long)]
+    pub email: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArg,
 }

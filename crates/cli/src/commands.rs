@@ -12,9 +12,18 @@ pub async fn identity(command: IdentityCommand) -> anyhow::Result<()> {
     match command {
         IdentityCommand::Create(create) => {
             let store = patd_store::connect(&create.database.database).await?;
+            // Checked before anything is stored.
+            let email = create
+                .email
+                .as_deref()
+                .map(patd_core::notify::parse_email)
+                .transpose()?;
             let view =
                 admin::create_identity(store.as_ref(), &create.name, &create.level, &create.rights)
                     .await?;
+            if let Some(email) = email {
+                store.set_identity_email(&view.id, Some(&email)).await?;
+            }
             output::json(&view)
         }
         IdentityCommand::List { json, database } => {

@@ -171,6 +171,20 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.lifetime_policy = patd_core::expiry::LifetimePolicy(serve_args.max_pat_lifetime);
     config.webhook_allow_private = serve_args.webhook_allow_private;
+    config.mail = match (&serve_args.smtp_url, &serve_args.mail_from) {
+        (Some(url), Some(from)) => Some(patd_server::state::MailConfig {
+            smtp_url: url.clone(),
+            password: std::env::var("PATD_SMTP_PASSWORD").ok(),
+            from: from.clone(),
+        }),
+        (Some(_), None) => {
+            anyhow::bail!("--smtp-url needs --mail-from, the address mail is sent from")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--mail-from needs --smtp-url, the server mail is sent through")
+        }
+        (None, None) => None,
+    };
     config.rate_limit = serve_args.rate_limit;
     // Left unset, they are resolved against the request limit by `FailureLimits::resolve`.
     config.exchange_failure_limit = serve_args.exchange_failure_limit;

@@ -50,6 +50,8 @@ pub enum Rule {
     WebhookPrivateTarget,
     #[error("description must be at most 256 characters without control characters")]
     WebhookDescription,
+    #[error("email must be an address such as name@example.com")]
+    EmailInvalid,
     #[error("gracePeriodSeconds must be between 0 and {max}")]
     GraceOutOfRange { max: i64 },
     #[error("revokeIssuedTokens must be a boolean")]

@@ -110,6 +110,20 @@ pub fn is_private_address(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// An identity's mail address: `local@domain`, at most 254 characters, no spaces or control
+/// characters. The SMTP library checks it again when it sends.
+pub fn parse_email(raw: &str) -> Result<String, crate::Rule> {
+    let trimmed = raw.trim();
+    let shaped = trimmed.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+    });
+    let clean = !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
+    if trimmed.len() > 254 || !shaped || !clean {
+        return Err(crate::Rule::EmailInvalid);
+    }
+    Ok(trimmed.to_owned())
+}
+
 /// A webhook's description: at most 256 characters, no control characters.
 pub fn parse_description(raw: Option<String>) -> Result<String, crate::Rule> {
     let text = raw.unwrap_or_default();

@@ -1,7 +1,7 @@
-//! Delivers the outbox (EXTENSIONS E7): webhook calls signed the Standard Webhooks way, each
-//! leased by one node at a time, in order per webhook, retried with backoff and jitter for a day
-//! and then marked failed. Targets inside the network are refused where they resolve, unless
-//! `--webhook-allow-private`.
+//! Delivers the outbox (EXTENSIONS E7, E8): webhook calls signed the Standard Webhooks way and
+//! owners' mail, each leased by one node at a time, in order per webhook, retried with backoff
+//! and jitter for a day and then marked failed. Webhook targets inside the network are refused
+//! where they resolve, unless `--webhook-allow-private`.
 
 use crate::state::AppState;
 use base64::Engine as _;
@@ -84,22 +84,92 @@ fn http_client(allow_private: bool) -> reqwest::Client {
     })
 }
 
-/// Runs the deliveries of this node for as long as the process does.
-pub(crate) fn deliver_forever(state: AppState) {
+/// What sends owners' mail: the SMTP transport of `--smtp-url` and the From address.
+#[derive(Clone)]
+struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl Mailer {
+    fn new(config: &crate::state::MailConfig) -> anyhow::Result<Mailer> {
+        use anyhow::Context as _;
+        let redacted = patd_store::redact_url(&config.smtp_url);
+        let mut builder =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&config.smtp_url)
+                .with_context(|| format!("--smtp-url {redacted} is not an SMTP URL"))?;
+        if let Some(password) = &config.password {
+            let user = reqwest::Url::parse(&config.smtp_url)
+                .map(|url| url.username().to_owned())
+                .unwrap_or_default();
+            builder = builder.credentials(
+                lettre::transport::smtp::authentication::Credentials::new(user, password.clone()),
+            );
+        }
+        let from = config
+            .from
+            .parse()
+            .with_context(|| "--mail-from is not a mail address".to_owned())?;
+        Ok(Mailer {
+            transport: builder.timeout(Some(ATTEMPT_TIMEOUT)).build(),
+            from,
+        })
+    }
+
+    /// Sends the mail of one delivery; a refusal the server calls permanent is not retried.
+    async fn send(&self, delivery: &Delivery) -> Result<(), (bool, String)> {
+        use lettre::AsyncTransport as _;
+        let kind = patd_core::audit::EventType::parse(&delivery.event_type)
+            .ok_or((true, "an unknown event type".to_owned()))?;
+        let payload: serde_json::Value = serde_json::from_str(&delivery.payload)
+            .map_err(|_| (true, "an unreadable payload".to_owned()))?;
+        let mail = patd_core::notify::mail(kind, &payload);
+        let to: lettre::message::Mailbox = delivery
+            .recipient
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| (true, "the owner's address is not a mail address".to_owned()))?;
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .multipart(lettre::message::MultiPart::alternative_plain_html(
+                mail.text, mail.html,
+            ))
+            .map_err(|err| (true, format!("the mail could not be built: {err}")))?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|err| (err.is_permanent(), format!("the SMTP server: {err}")))
+    }
+}
+
+/// Runs the deliveries of this node for as long as the process does. Fails at once if the
+/// mail settings cannot be used.
+pub(crate) fn deliver_forever(state: AppState) -> anyhow::Result<()> {
+    let mailer = state.config.mail.as_ref().map(Mailer::new).transpose()?;
     tokio::spawn(async move {
         let http = http_client(state.config.webhook_allow_private);
         loop {
-            deliver_due(&state, &http).await;
+            deliver_due(&state, &http, mailer.as_ref()).await;
             tokio::time::sleep(state.config.outbox_poll).await;
         }
     });
+    Ok(())
 }
 
 /// One round: leases what is due and attempts each in its own task, so that a slow receiver
-/// holds up no other webhook.
-async fn deliver_due(state: &AppState, http: &reqwest::Client) {
+/// holds up no other webhook. A node without mail settings leaves mail to the nodes that have.
+async fn deliver_due(state: &AppState, http: &reqwest::Client, mailer: Option<&Mailer>) {
     let now = OffsetDateTime::now_utc();
-    let due = match state.store.due_deliveries(now, &["webhook"], BATCH).await {
+    let channels: &[&str] = if mailer.is_some() {
+        &["webhook", "email"]
+    } else {
+        &["webhook"]
+    };
+    let due = match state.store.due_deliveries(now, channels, BATCH).await {
         Ok(due) => due,
         Err(err) => {
             tracing::warn!(error = %err, "could not read the outbox");
@@ -115,8 +185,10 @@ async fn deliver_due(state: &AppState, http: &reqwest::Client) {
             .await
         {
             Ok(true) => {
-                let (state, http) = (state.clone(), http.clone());
-                tokio::spawn(async move { attempt(&state, &http, delivery).await });
+                let (state, http, mailer) = (state.clone(), http.clone(), mailer.cloned());
+                tokio::spawn(
+                    async move { attempt(&state, &http, mailer.as_ref(), delivery).await },
+                );
             }
             Ok(false) => {}
             Err(err) => tracing::warn!(error = %err, "could not lease a delivery"),
@@ -124,11 +196,33 @@ async fn deliver_due(state: &AppState, http: &reqwest::Client) {
     }
 }
 
-async fn attempt(state: &AppState, http: &reqwest::Client, delivery: Delivery) {
-    let outcome = match call(state, http, &delivery).await {
-        Ok(status) => DeliveryOutcome::Delivered {
-            status: Some(status),
+async fn attempt(
+    state: &AppState,
+    http: &reqwest::Client,
+    mailer: Option<&Mailer>,
+    delivery: Delivery,
+) {
+    let result = match (delivery.channel.as_str(), mailer) {
+        ("email", Some(mailer)) => match mailer.send(&delivery).await {
+            Ok(()) => Ok(None),
+            Err((true, error)) => {
+                finish(
+                    state,
+                    &delivery,
+                    DeliveryOutcome::Failed {
+                        status: None,
+                        error,
+                    },
+                )
+                .await;
+                return;
+            }
+            Err((false, error)) => Err((None, error)),
         },
+        _ => call(state, http, &delivery).await.map(Some),
+    };
+    let outcome = match result {
+        Ok(status) => DeliveryOutcome::Delivered { status },
         Err((status, error)) => {
             let now = OffsetDateTime::now_utc();
             // The attempt just made is counted in `attempts` already.
@@ -145,6 +239,10 @@ async fn attempt(state: &AppState, http: &reqwest::Client, delivery: Delivery) {
             }
         }
     };
+    finish(state, &delivery, outcome).await;
+}
+
+async fn finish(state: &AppState, delivery: &Delivery, outcome: DeliveryOutcome) {
     crate::metrics::delivery(match &outcome {
         DeliveryOutcome::Delivered { .. } => "delivered",
         DeliveryOutcome::Retry { .. } => "retry",

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub expiry_scan_interval: Duration,
     /// The time the expiry notices go by: the real clock, or a test's.
     pub clock: Clock,
+    /// Owners' mail (`--smtp-url`, `--mail-from`); `None`: no mail from this node.
+    pub mail: Option<MailConfig>,
     /// The longest lifetime a PAT may be given (`--max-pat-lifetime`).
     pub lifetime_policy: patd_core::expiry::LifetimePolicy,
     /// The most connections served at once (`--max-connections`); the CLI keeps it below the
@@ -104,6 +106,7 @@ impl ServerConfig {
             outbox_retry_base: Duration::from_secs(5),
             expiry_scan_interval: Duration::from_secs(30),
             clock: Clock::default(),
+            mail: None,
             shutdown_timeout: Duration::from_secs(10),
             key_encryption_key: None,
             trusted_proxies: TrustedProxies::default(),
@@ -121,6 +124,25 @@ impl ServerConfig {
             max_connections: self.max_connections,
             tls: self.tls.clone(),
         }
+    }
+}
+
+/// Where owners' mail goes out.
+#[derive(Clone)]
+pub struct MailConfig {
+    /// `smtp://…` or `smtps://…`, credentials possibly inside.
+    pub smtp_url: String,
+    /// Replaces the URL's password (`PATD_SMTP_PASSWORD`).
+    pub password: Option<String>,
+    pub from: String,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("smtp_url", &patd_store::redact_url(&self.smtp_url))
+            .field("from", &self.from)
+            .finish_non_exhaustive()
     }
 }
 
@@ -256,7 +278,14 @@ impl AppState {
             auth_failures: Arc::new(AuthFailures::default()),
         }));
         state.flush_auth_failures_forever();
-        crate::outbox::deliver_forever(state.clone());
+        if state.config.mail.is_some() {
+            // Mail is written to the outbox for this database from now on.
+            state
+                .store
+                .set_setting(patd_store::MAIL_SETTING, "on")
+                .await?;
+        }
+        crate::outbox::deliver_forever(state.clone())?;
         crate::notices::notify_forever(state.clone());
         crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
         if let Some(events) = events {

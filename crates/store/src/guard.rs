@@ -179,6 +179,7 @@ guarded! {
     finish_delivery(id: &str, now: OffsetDateTime, outcome: &crate::DeliveryOutcome) -> ();
     expiring_pats(from: OffsetDateTime, to: OffsetDateTime, limit: i64, offset: i64) -> Vec<OwnedPat>;
     record_expiry_notice(pat_id: &str, thresholds: &[&str], expiration: OffsetDateTime, event: &AuditEvent) -> bool;
+    set_identity_email(id: &str, email: Option<&str>) -> bool;
     set_setting(key: &str, value: &str) -> ();
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;

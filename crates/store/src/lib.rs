@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 
 pub use guard::{Guarded, Health};
 pub use postgres::PostgresStore;
+/// The setting (`on`) under which owners are mailed: set by nodes started with `--smtp-url`.
+pub const MAIL_SETTING: &str = outbox::MAIL_SETTING;
 pub use sqlite::SqliteStore;
 
 /// A change another node made, announced by the database.
@@ -361,6 +363,9 @@ pub trait Store: Send + Sync + 'static {
         expiration: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError>;
+    /// Sets (or, with `None`, clears) the address an identity's mail goes to; `false` if there
+    /// is no such identity.
+    async fn set_identity_email(&self, id: &str, email: Option<&str>) -> Result<bool, StoreError>;
     /// Stores `value` under `key`, replacing what was there.
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 

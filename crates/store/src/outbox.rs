@@ -126,7 +126,8 @@ where
                     recipient: recipient.as_deref(),
                     event_type: event.kind.as_str(),
                     payload: &body,
-                    created: millis(event.time),
+                    // Due now by the wall clock, whatever time the event itself names.
+                    created: millis(OffsetDateTime::now_utc()),
                 },
             )
             .await?;
@@ -522,6 +523,21 @@ where
         crate::queries::write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
         transaction.commit().await?;
         Ok(true)
+    }
+
+    pub(crate) async fn set_identity_email(
+        &self,
+        id: &str,
+        email: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let [first, second] = [DB::param(1), DB::param(2)];
+        let sql = format!("UPDATE identities SET email = {first} WHERE id = {second}");
+        let done = sqlx::query::<DB>(&sql)
+            .bind(email)
+            .bind(id)
+            .execute(self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     pub(crate) async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {

@@ -1050,6 +1050,15 @@ macro_rules! store_by_queries {
                     .await
             }
 
+            async fn set_identity_email(
+                &self,
+                id: &str,
+                email: Option<&str>,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().set_identity_email(id, email).await
+            }
+
             async fn set_setting(&self, key: &str, value: &str) -> Result<(), $crate::StoreError> {
                 self.intact()?;
                 self.queries().set_setting(key, value).await

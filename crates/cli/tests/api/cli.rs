@@ -254,7 +254,7 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
         "--database",
         &db,
     ]);
-    assert_eq!(admin["rights"].as_array().unwrap().len(), 7);
+    assert_eq!(admin["rights"].as_array().unwrap().len(), 8);
 
     assert!(
         run_error(&["identity", "create", "--name", "alice", "--database", &db])

@@ -142,6 +142,9 @@ impl Store for CountingStore {
             .record_expiry_notice(pat_id, thresholds, expiration, event)
             .await
     }
+    async fn set_identity_email(&self, id: &str, email: Option<&str>) -> Result<bool, StoreError> {
+        self.inner.set_identity_email(id, email).await
+    }
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_setting(key, value).await
     }

@@ -37,6 +37,8 @@ mod kek;
 mod lastused;
 /// The body cap, the header read and request timeouts, and the bounded graceful shutdown.
 mod limits;
+/// Owners' mail through a real SMTP server.
+mod mail;
 /// Many nodes on one PostgreSQL.
 mod nodes;
 /// The OpenAPI document against the router.

@@ -413,3 +413,237 @@ async fn a_webhook_that_was_deleted_gets_nothing_more() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 1);
 }
+
+/// The audit events of `kind` about PAT `id`.
+async fn events_about(app: &TestApp, kind: &str, id: &str) -> Vec<Value> {
+    app.client
+        .get(app.url(&format!(
+            "/patd/v1/audit-events?filters=type%20eq%20%22{kind}%22%20and%20target.id%20eq%20%22{id}%22"
+        )))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn expiry_notices_come_once_per_threshold_on_every_node_and_again_when_the_expiry_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let clock = patd_server::state::Clock::default();
+    let with_clock = |clock: patd_server::state::Clock| {
+        move |config: &mut patd_server::ServerConfig| {
+            quick(config);
+            config.expiry_scan_interval = Duration::from_millis(50);
+            config.clock = clock;
+        }
+    };
+    let a = spawn_app_full_on(&url, with_clock(clock.clone())).await;
+    // A second node on the same database, scanning by the same clock.
+    let b = PreparedNode::new(&url, with_clock(clock.clone()), |store| store).await;
+    b.serve(std::future::pending());
+    let receiver = Receiver::start(vec![], Duration::ZERO).await;
+    let hook: Value = create_webhook(
+        &a.base,
+        &a.admin_token,
+        &receiver.url,
+        json!(["pat.expiring", "pat.expired"]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let pat = a
+        .create_ok(
+            &a.admin_token,
+            AWARE,
+            json!({"name": "expiring", "expirationDate": patd_proto::timestamp::format(expires)}),
+        )
+        .await;
+    let id = pat["id"].as_str().unwrap();
+    let settle = || tokio::time::sleep(Duration::from_millis(400));
+    settle().await;
+    assert!(
+        events_about(&a, "pat.expiring", id).await.is_empty(),
+        "a notice 30 days ahead"
+    );
+
+    clock.advance(time::Duration::days(24));
+    settle().await;
+    settle().await;
+    let week = events_about(&a, "pat.expiring", id).await;
+    assert_eq!(week.len(), 1, "{week:?}");
+    assert_eq!(week[0]["details"]["daysLeft"], 6);
+    assert_eq!(week[0]["actor"]["type"], "SYSTEM");
+
+    clock.advance(time::Duration::days(5) + time::Duration::hours(12));
+    settle().await;
+    settle().await;
+    assert_eq!(events_about(&a, "pat.expiring", id).await.len(), 2);
+    clock.advance(time::Duration::days(1));
+    settle().await;
+    settle().await;
+    assert_eq!(events_about(&a, "pat.expired", id).await.len(), 1);
+    // A node started later (a restart) finds the markers and sends nothing again.
+    let c = PreparedNode::new(&url, with_clock(clock.clone()), |store| store).await;
+    c.serve(std::future::pending());
+    settle().await;
+    settle().await;
+    assert_eq!(events_about(&a, "pat.expiring", id).await.len(), 2);
+    assert_eq!(events_about(&a, "pat.expired", id).await.len(), 1);
+    // Each notice reached the webhook once, with the PAT.
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["pat.expiring", "pat.expiring", "pat.expired"]);
+    assert!(got.iter().all(|r| r.json()["data"]["pat"]["id"] == id));
+    assert!(verify_signature(hook["secret"].as_str().unwrap(), &got[2]));
+
+    // Moving the expiry re-arms the notices: the new date is 3 days past the clock.
+    let moved = clock.now() + time::Duration::days(3);
+    let response = a
+        .patch(&a.admin_token, AWARE, id, json!([{"op": "replace", "path": "/expirationDate", "value": patd_proto::timestamp::format(moved)}]))
+        .await;
+    assert_eq!(response.status(), 200);
+    settle().await;
+    settle().await;
+    let notices = events_about(&a, "pat.expiring", id).await;
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert_eq!(notices[0]["details"]["daysLeft"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failing_when_patd_is_killed_arrives_after_it_restarts_exactly_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database_url(dir.path()).await;
+    let receiver = Receiver::start(vec![500], Duration::ZERO).await;
+    let flags = ["--webhook-allow-private", "--rate-limit", "off"];
+    let mut server = crate::cli::ServerProcess::start(&database, &flags, "info");
+    let (id, secret) = server.bootstrap().unwrap();
+    let token = crate::cli::access_token(&server.base, &id, &secret).await;
+    let hook: Value = create_webhook(&server.base, &token, &receiver.url, json!(["pat.created"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let mut pats = Vec::new();
+    for name in ["first", "second", "third"] {
+        let created: Value = client
+            .post(server.url(CLASSIC))
+            .bearer_auth(&token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pats.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // The first attempt is answered 500 and its outcome stored; then kill -9.
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let log_url = server.url(&format!("/patd/v1/webhooks/{hook_id}/deliveries"));
+    let started = Instant::now();
+    loop {
+        let log: Vec<Value> = client
+            .get(&log_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if log.iter().any(|delivery| delivery["lastStatus"] == 500) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failed attempt recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let restarted = crate::cli::ServerProcess::start(&database, &flags, "info");
+    let got = receiver.wait_for(4, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = if receiver.received().len() > got.len() {
+        receiver.received()
+    } else {
+        got
+    };
+    // Each event arrived, in order, the failed one first and again; nothing else.
+    let delivered: Vec<String> = got[1..]
+        .iter()
+        .map(|request| {
+            request.json()["data"]["pat"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(delivered, pats, "{got:?}");
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert!(got
+        .iter()
+        .all(|request| verify_signature(hook["secret"].as_str().unwrap(), request)));
+    drop(restarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_started_together_deliver_each_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let a = spawn_app_full_on(&url, quick).await;
+    let b = PreparedNode::new(&url, quick, |store| store).await;
+    let b_base = b.base.clone();
+    b.serve(std::future::pending());
+    // A slow receiver, so that both nodes look at the outbox while a delivery is in flight.
+    let receiver = Receiver::start(vec![], Duration::from_millis(150)).await;
+    create_webhook(
+        &a.base,
+        &a.admin_token,
+        &receiver.url,
+        json!(["pat.created"]),
+    )
+    .await
+    .error_for_status()
+    .unwrap();
+    let mut names = Vec::new();
+    for n in 0..8 {
+        let base = if n % 2 == 0 { &a.base } else { &b_base };
+        let name = format!("pat {n}");
+        let response = a
+            .client
+            .post(format!("{base}{CLASSIC}"))
+            .bearer_auth(&a.admin_token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        names.push(name);
+    }
+    receiver.wait_for(8, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got = receiver.received();
+    let delivered: Vec<String> = got
+        .iter()
+        .map(|request| {
+            request.json()["data"]["pat"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(delivered, names, "duplicated, lost or out of order");
+}
