@@ -244,6 +244,39 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
         &db,
     ]);
     assert_eq!(auditor["rights"].as_array().unwrap().len(), 3);
+    // An address for owners' mail: checked before anything is stored.
+    let error = run_error(&[
+        "identity",
+        "create",
+        "--name",
+        "mailless",
+        "--email",
+        "not an address",
+        "--database",
+        &db,
+    ]);
+    assert!(error.contains("email must be an address"), "{error}");
+    let mailed = run_json(&[
+        "identity",
+        "create",
+        "--name",
+        "mailed",
+        "--email",
+        "mailed@example.com",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(mailed["name"], "mailed");
+    // The refused create stored nothing: the name is still free.
+    let mailless = run_json(&[
+        "identity",
+        "create",
+        "--name",
+        "mailless",
+        "--database",
+        &db,
+    ]);
+    assert_eq!(mailless["name"], "mailless");
     let admin = run_json(&[
         "identity",
         "create",
