@@ -56,26 +56,7 @@ impl ListRequest {
                 descending: false,
             }],
         };
-        let limit = match params.limit {
-            None => MAX_LIMIT,
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|limit| *limit <= MAX_LIMIT)
-                .ok_or_else(|| {
-                    Rule::Paging(format!("limit must be an integer from 0 to {MAX_LIMIT}"))
-                })?,
-        };
-        let offset = match params.offset {
-            None => 0,
-            Some(raw) => raw
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|offset| *offset <= i64::MAX as u64)
-                .ok_or_else(|| Rule::Paging("offset must be a non-negative integer".to_owned()))?,
-        };
+        let (limit, offset) = parse_page(params.limit, params.offset)?;
         let count = match params.count.map(str::trim) {
             None => false,
             Some(raw) if raw.eq_ignore_ascii_case("true") => true,
@@ -90,6 +71,31 @@ impl ListRequest {
             count,
         })
     }
+}
+
+/// `limit` (0 to 250, default 250) and `offset` (default 0), for every collection.
+pub fn parse_page(limit: Option<&str>, offset: Option<&str>) -> Result<(u32, u64), Rule> {
+    let limit = match limit {
+        None => MAX_LIMIT,
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| *limit <= MAX_LIMIT)
+            .ok_or_else(|| {
+                Rule::Paging(format!("limit must be an integer from 0 to {MAX_LIMIT}"))
+            })?,
+    };
+    let offset = match offset {
+        None => 0,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|offset| *offset <= i64::MAX as u64)
+            .ok_or_else(|| Rule::Paging("offset must be a non-negative integer".to_owned()))?,
+    };
+    Ok((limit, offset))
 }
 
 fn parse_sorters(text: &str) -> Result<Vec<Sorter>, Rule> {

@@ -263,19 +263,14 @@ async fn deliveries(
 ) -> Result<Json<Vec<DeliveryDto>>, ApiError> {
     may_manage(&caller)?;
     found(&state, &id).await?;
-    let number = |raw: Option<String>, default: i64, max: i64, name: &'static str| match raw {
-        None => Ok(default),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|value| (0..=max).contains(value))
-            .ok_or(Rule::Bulk(format!(
-                "{name} must be a whole number from 0 to {max}"
-            ))),
-    };
-    let limit = number(page.limit, 250, 250, "limit")?;
-    let offset = number(page.offset, 0, i64::MAX, "offset")?;
-    let found = state.store.deliveries(&id, limit, offset).await?;
+    // The paging rules of every collection.
+    let (limit, offset) =
+        patd_core::listing::parse_page(page.limit.as_deref(), page.offset.as_deref())?;
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let found = state
+        .store
+        .deliveries(&id, i64::from(limit), offset)
+        .await?;
     Ok(Json(found.iter().map(delivery_dto).collect()))
 }
 
