@@ -13,6 +13,7 @@ use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
+use patd_core::secret::SecretDigest;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -168,6 +169,7 @@ guarded! {
     rotate_pat(rotation: &Rotation, event: &AuditEvent) -> bool;
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
+    pat_by_digest(digest: &SecretDigest) -> Option<ExchangeRecord>;
     record_last_used(uses: &[LastUse]) -> u64;
     record_auth_failures(aggregates: &[(AuditEvent, i64, String)]) -> ();
     audit_events(query: &AuditQuery) -> AuditPage;
