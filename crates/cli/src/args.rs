@@ -213,6 +213,12 @@ pub struct ServeArgs {
     /// Days audit events are kept; older ones are pruned every hour.
     #[arg(long, env = "PATD_AUDIT_RETENTION", value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention: u32,
+    /// The public keys trusted to sign leaked-secret reports (POST
+    /// /patd/v1/secret-scanning/reports), a JSON file of the shape GitHub publishes:
+    /// {"public_keys": [{"key_identifier", "key" (PEM), "is_current"}]}. Read once at start; a
+    /// file that cannot be used stops the start. Without it the route answers 404.
+    #[arg(long, env = "PATD_SECRET_SCANNING_KEYS", value_name = "FILE")]
+    pub secret_scanning_keys: Option<PathBuf>,
     /// Also write every audit event to stdout as one JSON line, for a SIEM (`stdout`), or not
     /// (`off`).
     #[arg(long, env = "PATD_AUDIT_LOG", value_name = "stdout|off", default_value = "off", value_parser = ["stdout", "off"])]

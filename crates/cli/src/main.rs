@@ -119,6 +119,12 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let key_encryption_key = serve_args.kek.load()?;
+    let secret_scanning_keys = match &serve_args.secret_scanning_keys {
+        Some(path) => Some(std::sync::Arc::new(
+            patd_server::scanning_keys::ScanningKeys::load(path)?,
+        )),
+        None => None,
+    };
     let tls = match (&serve_args.tls_cert, &serve_args.tls_key) {
         (Some(cert), Some(key)) => Some(patd_server::tls::TlsFiles::load(cert, key)?),
         _ => None,
@@ -202,6 +208,13 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.trusted_proxies = serve_args.trusted_proxies.clone();
     config.metrics_listen = serve_args.metrics_listen.clone();
     config.tls = tls.clone();
+    if let Some(keys) = &secret_scanning_keys {
+        tracing::info!(
+            keys = keys.len(),
+            "leaked-secret reports accepted from the keys of --secret-scanning-keys"
+        );
+    }
+    config.secret_scanning_keys = secret_scanning_keys;
     config.audit_retention =
         std::time::Duration::from_secs(u64::from(serve_args.audit_retention) * 24 * 3600);
     patd_server::audit::log_to_stdout(serve_args.audit_log == "stdout");

@@ -197,6 +197,10 @@ impl Outcome {
 /// The longest user agent kept: a client can send a header of any length.
 pub const MAX_USER_AGENT: usize = 256;
 
+/// The longest text kept in a detail that a client or a reporter sent (a leak report's `url`
+/// and `source`), in bytes.
+pub const MAX_DETAIL_TEXT: usize = 2048;
+
 /// One event. `details` is a small object of the event type's own facts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
@@ -253,7 +257,12 @@ impl AuditEvent {
 
     /// Keeps at most [`MAX_USER_AGENT`] bytes of a user agent, cut on a character boundary.
     pub fn bounded_user_agent(raw: &str) -> String {
-        let mut end = raw.len().min(MAX_USER_AGENT);
+        AuditEvent::bounded(raw, MAX_USER_AGENT)
+    }
+
+    /// Keeps at most `max` bytes of `raw`, cut on a character boundary.
+    pub fn bounded(raw: &str, max: usize) -> String {
+        let mut end = raw.len().min(max);
         while !raw.is_char_boundary(end) {
             end -= 1;
         }
@@ -445,5 +454,9 @@ mod tests {
         let long = "é".repeat(200);
         let cut = AuditEvent::bounded_user_agent(&long);
         assert!(cut.len() <= MAX_USER_AGENT && long.starts_with(&cut));
+        let long = "é".repeat(2000);
+        let cut = AuditEvent::bounded(&long, MAX_DETAIL_TEXT);
+        assert!(cut.len() == MAX_DETAIL_TEXT && long.starts_with(&cut));
+        assert_eq!(AuditEvent::bounded("short", MAX_DETAIL_TEXT), "short");
     }
 }

@@ -93,6 +93,8 @@ pub enum Rule {
     UnknownLevel(String),
     #[error("no identity '{0}'")]
     UnknownIdentity(String),
+    #[error("a secret-scanning report may name at most {max} tokens")]
+    TooManyReportedTokens { max: usize },
 }
 
 impl Rule {

@@ -95,6 +95,14 @@ pub fn decide<'a>(
     })
 }
 
+/// Whether `secret` would exchange at `now`: it is the record's current secret, or its replaced
+/// one while the grace lasts, and the PAT has not expired. What makes a reported secret a true
+/// positive (EXTENSIONS E9) and lets `POST /oauth/revoke` delete its PAT: the same rule as an
+/// exchange, so a secret is revocable exactly while it is usable.
+pub fn is_live(record: &ExchangeRecord, secret: &Secret, now: OffsetDateTime) -> bool {
+    decide(Some(record), secret, now).is_some()
+}
+
 /// Whether an exchange at `now` must record `lastUsed`, given the stored value.
 pub fn last_used_due(previous: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
     previous.is_none_or(|previous| now - previous >= LAST_USED_INTERVAL)
@@ -163,11 +171,13 @@ mod tests {
         );
         let grant = decide(Some(&live), &secret, NOW).unwrap();
         assert_eq!(grant.rights, Level::User.rights());
+        assert!(is_live(&live, &secret, NOW) && !is_live(&live, &other, NOW));
         assert_eq!(grant.expires_at, NOW + Duration::seconds(600));
         assert!(decide(Some(&live), &other, NOW).is_none());
         assert!(decide(None, &secret, NOW).is_none());
         let expired = record(&secret, Expiry::At(NOW), &["sp:scopes:all"]);
         assert!(decide(Some(&expired), &secret, NOW).is_none());
+        assert!(!is_live(&expired, &secret, NOW));
         let soon = record(
             &secret,
             Expiry::At(NOW + Duration::seconds(60)),

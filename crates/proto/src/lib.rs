@@ -508,3 +508,109 @@ pub struct DeliveryDto {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub delivered: Option<OffsetDateTime>,
 }
+
+/// One token found in public content, as a secret-scanning service reports it to the token's
+/// issuer (GitHub's secret scanning partner program, EXTENSIONS E9): its members are GitHub's,
+/// in snake_case. Only `token` is required.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedToken {
+    /// The string found.
+    pub token: String,
+    /// The reporter's name for the kind of token (the pattern that matched).
+    #[serde(rename = "type", default)]
+    pub token_type: Option<String>,
+    /// Where it was found.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// What was scanned (`content`, `commit`, `npm`, …).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl std::fmt::Debug for ReportedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportedToken")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// What the issuer found a reported token to be.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenLabel {
+    /// A live PAT's secret, revoked now.
+    TruePositive,
+    /// Anything else: nothing was changed.
+    FalsePositive,
+}
+
+/// The answer for one reported token, in the report's order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedTokenLabel {
+    /// The reported string, as it was sent.
+    pub token_raw: String,
+    /// The reported `type`, as it was sent (empty when none was).
+    pub token_type: String,
+    pub label: TokenLabel,
+}
+
+impl std::fmt::Debug for ReportedTokenLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportedTokenLabel")
+            .field("token_raw", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// The form of `POST /oauth/revoke` (RFC 7009 §2.1).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRequest {
+    /// The token to revoke: a PAT's secret. Required (RFC 7009 §2.1); optional here only so
+    /// that a form without it is answered `invalid_request` rather than refused by serde.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
+    pub token: Option<String>,
+    /// `refresh_token`, `access_token` or anything else: a hint only (RFC 7009 §2.1), and every
+    /// kind is looked for whatever it says.
+    #[serde(default)]
+    pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for RevocationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationRequest")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_type_hint", &self.token_type_hint)
+            .finish()
+    }
+}
+
+/// The public keys that sign secret-scanning reports, as GitHub publishes them
+/// (`/meta/public_keys/secret_scanning`) and `--secret-scanning-keys` reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretScanningKeys {
+    pub public_keys: Vec<SecretScanningKey>,
+}
+
+/// One signing key of a secret-scanning service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretScanningKey {
+    /// What `Github-Public-Key-Identifier` names.
+    pub key_identifier: String,
+    /// The ECDSA P-256 public key, PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo).
+    pub key: String,
+    /// Whether the service signs with it now. Every listed key verifies: a service keeps
+    /// signing with the old key for a while when it rotates.
+    #[serde(default)]
+    pub is_current: bool,
+}

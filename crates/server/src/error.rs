@@ -104,9 +104,9 @@ impl From<patd_core::authz::Denied> for ApiError {
 }
 
 impl ApiError {
-    /// This error as the token endpoint answers it: a body it cannot read, of any size, gets
-    /// the OAuth error shape (RFC 6749 §5.2) its clients parse, not an `ErrorResponseDto`. The
-    /// description never quotes what the client sent.
+    /// This error as the token endpoint (and `/oauth/revoke`) answers it: a body it cannot read,
+    /// of any size, gets the OAuth error shape (RFC 6749 §5.2) its clients parse, not an
+    /// `ErrorResponseDto`. The description never quotes what the client sent.
     pub(crate) fn on_token_endpoint(self) -> ApiError {
         match self {
             ApiError::PayloadTooLarge => ApiError::TokenBodyTooLarge,

@@ -140,6 +140,16 @@ fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
 }
 
+/// A JSON array read into `Vec<T>`, the index and member at fault named (`[2].token: …`).
+pub(crate) fn json_array<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError> {
+    let value: serde_json::Value = parse_json(bytes)?;
+    if !value.is_array() {
+        return Err(ApiError::Syntax("the body must be a JSON array".to_owned()));
+    }
+    serde_path_to_error::deserialize(value)
+        .map_err(|err| ApiError::Syntax(format!("invalid JSON body: {err}")))
+}
+
 /// A JSON Patch body: `application/json-patch+json`, or `application/json` **[patd]**.
 pub(crate) struct PatchBody(pub serde_json::Value);
 

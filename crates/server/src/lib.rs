@@ -39,6 +39,8 @@ pub mod proxies;
 pub mod ratelimit;
 /// The routes, one module per group.
 mod routes;
+/// The public keys that sign secret-scanning reports, and the check of a report's signature.
+pub mod scanning_keys;
 /// The accept loop: HTTP/1 connections, the header read timeout, graceful shutdown.
 mod serve;
 /// Use cases shared by the routes and the administration commands.

@@ -108,8 +108,8 @@ pub(crate) async fn track(
 pub(crate) struct OwnAnswer;
 
 /// Turns any answer the framework produced on its own (an empty 405 from a method router, a
-/// plain-text rejection) into the contract's JSON body: on the token endpoint, an unreadable or
-/// oversized body gets the OAuth error shape, as the handler's own refusals do.
+/// plain-text rejection) into the contract's JSON body: on the token and revocation endpoints,
+/// an unreadable or oversized body gets the OAuth error shape, as the handlers' own refusals do.
 fn contract_rejections(response: Response, route: &str) -> Response {
     if response.extensions().get::<ErrorDetail>().is_some()
         || response.extensions().get::<OwnAnswer>().is_some()
@@ -131,7 +131,7 @@ fn contract_rejections(response: Response, route: &str) -> Response {
         }
         _ => return response,
     };
-    let replacement = if route == "/oauth/token" {
+    let replacement = if matches!(route, "/oauth/token" | "/oauth/revoke") {
         replacement.on_token_endpoint()
     } else {
         replacement

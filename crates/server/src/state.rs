@@ -76,6 +76,9 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// The most memory cached list answers may take, in bytes (`--list-cache-size`).
     pub list_cache_bytes: u64,
+    /// The keys trusted to sign leaked-secret reports (`--secret-scanning-keys`); `None`: the
+    /// reports route answers 404.
+    pub secret_scanning_keys: Option<Arc<crate::scanning_keys::ScanningKeys>>,
 }
 
 impl ServerConfig {
@@ -113,6 +116,7 @@ impl ServerConfig {
             metrics_listen: None,
             tls: None,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            secret_scanning_keys: None,
         }
     }
 

@@ -14,6 +14,7 @@ use patd_core::ids::{IdentityId, PatId};
 use patd_core::notify::Webhook;
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
+use patd_core::secret::SecretDigest;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -183,6 +184,7 @@ guarded! {
     set_setting(key: &str, value: &str) -> ();
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
+    pat_by_digest(digest: &SecretDigest) -> Option<ExchangeRecord>;
     record_last_used(uses: &[LastUse]) -> u64;
     record_auth_failures(aggregates: &[(AuditEvent, i64, String)]) -> ();
     audit_events(query: &AuditQuery) -> AuditPage;

@@ -24,6 +24,7 @@ use patd_core::listing::ListRequest;
 use patd_core::notify::Webhook;
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
+use patd_core::secret::SecretDigest;
 use std::sync::Arc;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -371,6 +372,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The PAT, its digest and its owner, for a token exchange.
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// The same record for the PAT whose secret has `digest`, or whose replaced secret had it
+    /// (whether its grace still lasts is the caller's to decide): a leaked or revoked secret
+    /// names no id.
+    async fn pat_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ExchangeRecord>, StoreError>;
     /// Records many uses in one transaction (`lastUsed` in one statement, the new address lists,
     /// the `pat.used` events), and announces them to other nodes; returns how many PATs' `lastUsed`
     /// changed. Each PAT appears at most once.

@@ -20,6 +20,7 @@ use patd_core::exchange::ExchangeRecord;
 use patd_core::identity::Identity;
 use patd_core::ids::PatId;
 use patd_core::pat::{NewPat, PatRecord};
+use patd_core::secret::SecretDigest;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
@@ -259,6 +260,30 @@ where
         );
         sqlx::query::<DB>(&sql)
             .bind(id.as_str())
+            .fetch_optional(self.reader)
+            .await?
+            .map(|row| exchange_record(&row))
+            .transpose()
+    }
+
+    /// The exchange record of the PAT whose secret, or whose replaced secret (in its grace or
+    /// past it: the caller decides), has `digest`; both columns are indexed (migration 0007).
+    pub(crate) async fn pat_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        let [current, previous] = params::<DB, 2>();
+        let sql = format!(
+            "SELECT {PAT_COLUMNS}, p.secret_digest, p.last_used_ips, p.previous_secret_digest, \
+                 p.previous_secret_until, p.tokens_valid_after, i.name AS owner_name, \
+                 i.levels AS owner_levels, i.extra_rights AS owner_extra_rights \
+             FROM pats p JOIN identities i ON i.id = p.owner_id \
+             WHERE p.secret_digest = {current} OR p.previous_secret_digest = {previous} \
+             LIMIT 1"
+        );
+        sqlx::query::<DB>(&sql)
+            .bind(digest.as_bytes().as_slice())
+            .bind(digest.as_bytes().as_slice())
             .fetch_optional(self.reader)
             .await?
             .map(|row| exchange_record(&row))
@@ -1070,6 +1095,14 @@ macro_rules! store_by_queries {
             ) -> Result<Option<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
                 self.intact()?;
                 self.queries().pat_for_exchange(id).await
+            }
+
+            async fn pat_by_digest(
+                &self,
+                digest: &patd_core::secret::SecretDigest,
+            ) -> Result<Option<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().pat_by_digest(digest).await
             }
 
             async fn record_last_used(

@@ -181,6 +181,12 @@ impl Store for CountingStore {
         self.exchange_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.pat_for_exchange(id).await
     }
+    async fn pat_by_digest(
+        &self,
+        digest: &patd_core::secret::SecretDigest,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        self.inner.pat_by_digest(digest).await
+    }
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.last_used_writes.fetch_add(1, Ordering::SeqCst);

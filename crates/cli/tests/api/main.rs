@@ -35,6 +35,8 @@ mod hostile;
 mod kek;
 /// The `lastUsed` write rule.
 mod lastused;
+/// Leaked-secret reports (E9) and `POST /oauth/revoke`: signed reports, true and false positives.
+mod leak;
 /// The body cap, the header read and request timeouts, and the bounded graceful shutdown.
 mod limits;
 /// Owners' mail through a real SMTP server.

@@ -11,8 +11,12 @@ mod oauth;
 mod ops;
 /// The four PAT operations on every prefix, and the bulk update.
 mod pats;
+/// `POST /oauth/revoke`: a PAT revoked by whoever holds its secret (RFC 7009).
+mod revoke;
 /// `POST /patd/v1/personal-access-tokens/{id}/rotate` and `…/self/rotate`.
 mod rotate;
+/// `POST /patd/v1/secret-scanning/reports`: leaked-secret reports.
+mod scanning;
 /// `/patd/v1/webhooks`: webhooks and their deliveries.
 mod webhooks;
 
@@ -50,10 +54,9 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 /// The routes, with `/metrics` among them unless it has a listener of its own.
 fn api_serving_metrics(metrics_here: bool) -> OpenApiRouter<AppState> {
     let api = pats::routes(OpenApiRouter::with_openapi(crate::openapi::base()));
-    let api = ops::routes(audit::routes(oauth::routes(rotate::routes(
-        webhooks::routes(api),
-    ))))
-    .routes(routes!(openapi_document));
+    let api = scanning::routes(revoke::routes(webhooks::routes(api)));
+    let api = ops::routes(audit::routes(oauth::routes(rotate::routes(api))))
+        .routes(routes!(openapi_document));
     if metrics_here {
         ops::metrics_route(api)
     } else {

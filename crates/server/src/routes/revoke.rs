@@ -1,0 +1,102 @@
+//! `POST /oauth/revoke` (RFC 7009; EXTENSIONS E9, E10): whoever holds a PAT's secret can revoke
+//! that PAT with it, and no other credential. The answer is the same whether or not anything was
+//! revoked.
+
+use crate::error::ApiError;
+use crate::extract::{media_type, read_body};
+use crate::openapi::{Always, TooMany};
+use crate::ratelimit::FailedClient;
+use crate::service::{revoke_secret, Revocation};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use patd_core::audit::{Actor, EventType};
+use patd_proto::{OAuthErrorBody, RevocationRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    api.routes(routes!(revoke))
+}
+
+/// Revoke a personal access token by its secret (RFC 7009)
+///
+/// `token` is a PAT's secret: if it is live, its PAT is deleted at once, on every node, with no
+/// other credential needed. The answer is 200 with an empty body whether or not the token was
+/// known (RFC 7009 §2.2). Access tokens (JWTs) are not revoked here yet: they get 200 and stay
+/// valid until they expire.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    operation_id = "revoke",
+    request_body(content = RevocationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke: the same empty answer",
+            headers(("Cache-Control" = String))),
+        (status = 400, description = "invalid_request: the body is not a form, or has no token",
+            body = OAuthErrorBody, headers(("Cache-Control" = String))),
+        (status = 413, description = "invalid_request: the body is longer than the server \
+            accepts (--max-body-size)", body = OAuthErrorBody,
+            headers(("Cache-Control" = String))),
+        TooMany, Always
+    )
+)]
+async fn revoke(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let form = read_form(request)
+        .await
+        .map_err(ApiError::on_token_endpoint)?;
+    let Some(token) = form.token.filter(|token| !token.is_empty()) else {
+        return Err(ApiError::InvalidRequest("token is required".to_owned()));
+    };
+    // `token_type_hint` is only a hint (RFC 7009 §2.1): a PAT secret is recognised by its shape.
+    let revocation = revoke_secret(&state, &token, |pat, owner_name| {
+        crate::audit::pat_event(
+            EventType::PatDeleted,
+            // The secret is the only credential, and who holds it is not known: the event's
+            // address and user agent say where the request came from.
+            Actor::anonymous(),
+            pat,
+            owner_name,
+        )
+        .detail("via", "oauth/revoke")
+    })
+    .await?;
+    match revocation {
+        Revocation::Revoked(_) => {}
+        // issue 13: an access token (a JWT) is to be revoked by its `jti` until its `exp`. Until
+        // then it, like any other string that is not a PAT secret, changes nothing.
+        Revocation::NotASecret => {}
+        // A well-formed secret of no live PAT cost a database read: counted, per client address,
+        // with the token endpoint's failures of unknown clients, so a flood of made-up secrets
+        // gets 429 as a scan of client ids does. A live secret is never refused by it.
+        Revocation::NotLive => {
+            let peer = crate::context::with_request(|context| context.client_ip).flatten();
+            if let Some(Err(retry_after)) =
+                peer.map(|ip| state.limits.record_failure(FailedClient::Unknown, ip))
+            {
+                return Err(ApiError::RateLimited(retry_after));
+            }
+        }
+    }
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The form body (RFC 7009 §2.1 names no other encoding). The query string is never read: a
+/// secret there would be written to the logs of every proxy on the way.
+async fn read_form(request: Request) -> Result<RevocationRequest, ApiError> {
+    if media_type(request.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(ApiError::InvalidRequest(
+            "the body must be a form (application/x-www-form-urlencoded)".to_owned(),
+        ));
+    }
+    let bytes = read_body(request, &()).await?;
+    serde_urlencoded::from_bytes(&bytes)
+        .map_err(|_| ApiError::InvalidRequest("the form body could not be parsed".to_owned()))
+}

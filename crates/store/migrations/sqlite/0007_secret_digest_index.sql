@@ -1,0 +1,1 @@
+../postgres/0007_secret_digest_index.sql
