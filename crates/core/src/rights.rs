@@ -3,7 +3,7 @@
 use crate::Rule;
 
 const IDN_PREFIX: &str = "idn:";
-const WEBHOOKS_MANAGE: &str = "patd:webhooks:manage";
+const PATD_PREFIX: &str = "patd:";
 
 /// One right over PATs. Each has an `idn:` and an `sp:` spelling; both are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,10 +18,14 @@ pub enum Right {
     AuditRead,
     /// `patd:webhooks:manage` (EXTENSIONS E2): the webhooks and their deliveries.
     WebhooksManage,
+    /// `patd:token-introspection` (EXTENSIONS E2, E10): asking whether an access token is live.
+    TokenIntrospection,
+    /// SailPoint's `idn:ssf-transmitter-streams:manage` (EXTENSIONS E2, E11): the SSF streams.
+    SsfStreamsManage,
 }
 
 impl Right {
-    pub const ALL: [Right; 8] = [
+    pub const ALL: [Right; 10] = [
         Right::MyRead,
         Right::MyManage,
         Right::AllRead,
@@ -30,6 +34,8 @@ impl Right {
         Right::ManagedRead,
         Right::AuditRead,
         Right::WebhooksManage,
+        Right::TokenIntrospection,
+        Right::SsfStreamsManage,
     ];
 
     /// The name without its `idn:`/`sp:` prefix.
@@ -48,20 +54,24 @@ impl Right {
             Right::AllUpdate => "idn:all-personal-access-tokens:update",
             Right::ManagedRead => "idn:managed-personal-access-tokens:read",
             Right::AuditRead => "idn:audit-events:read",
-            // patd's own right has one spelling, its own.
-            Right::WebhooksManage => WEBHOOKS_MANAGE,
+            Right::SsfStreamsManage => "idn:ssf-transmitter-streams:manage",
+            // patd's own rights have one spelling, their own.
+            Right::WebhooksManage => "patd:webhooks:manage",
+            Right::TokenIntrospection => "patd:token-introspection",
         }
     }
 
     /// Reads either spelling; anything else names no right.
     pub fn parse(raw: &str) -> Option<Right> {
-        if raw == WEBHOOKS_MANAGE {
-            return Some(Right::WebhooksManage);
+        if raw.starts_with(PATD_PREFIX) {
+            return Right::ALL.into_iter().find(|right| right.idn() == raw);
         }
         let bare = raw
             .strip_prefix(IDN_PREFIX)
             .or_else(|| raw.strip_prefix("sp:"))?;
-        Right::ALL.into_iter().find(|right| right.name() == bare)
+        Right::ALL
+            .into_iter()
+            .find(|right| right.idn().starts_with(IDN_PREFIX) && right.name() == bare)
     }
 
     /// Like [`Right::parse`], but an unknown name is an error (for administrators' input).
@@ -194,12 +204,18 @@ mod tests {
     #[test]
     fn the_idn_spelling_is_the_name_with_its_prefix() {
         for right in Right::ALL {
-            if right != Right::WebhooksManage {
+            if right.idn().starts_with("patd:") {
+                // patd's own rights have one spelling.
+                assert_eq!(right.idn(), right.name());
+                assert_eq!(Right::parse(&format!("sp:{}", right.idn())), None);
+            } else {
                 assert_eq!(right.idn(), format!("idn:{}", right.name()));
+                assert_eq!(Right::parse(&format!("sp:{}", right.name())), Some(right));
             }
             assert_eq!(Right::parse(right.idn()), Some(right));
         }
         assert_eq!(Right::parse("sp:webhooks:manage"), None);
+        assert_eq!(Right::parse("patd:unknown"), None);
     }
 
     #[test]
@@ -212,6 +228,6 @@ mod tests {
             ]
         );
         assert_eq!(Level::OrgAdmin.rights(), Rights::all());
-        assert_eq!(Rights::all().iter().count(), 8);
+        assert_eq!(Rights::all().iter().count(), 10);
     }
 }

@@ -287,7 +287,7 @@ async fn identity_and_token_commands_print_json_and_fail_in_one_line() {
         "--database",
         &db,
     ]);
-    assert_eq!(admin["rights"].as_array().unwrap().len(), 8);
+    assert_eq!(admin["rights"].as_array().unwrap().len(), 10);
 
     assert!(
         run_error(&["identity", "create", "--name", "alice", "--database", &db])

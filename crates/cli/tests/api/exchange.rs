@@ -51,7 +51,7 @@ async fn check_token_response(response: reqwest::Response, app: &TestApp, pat_id
     assert_eq!(claims["identity_id"], app.bootstrap.owner.id.as_str());
     assert_eq!(claims["authorities"], json!(["ORG_ADMIN"]));
     assert_eq!(claims["scope"], json!(["sp:scopes:all"]));
-    assert_eq!(claims["rights"].as_array().unwrap().len(), 8);
+    assert_eq!(claims["rights"].as_array().unwrap().len(), 10);
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         43200
