@@ -97,6 +97,16 @@ pub struct ServeArgs {
     /// The server's public URL, the JWT `iss` (default `http://<listen>`).
     #[arg(long, env = "PATD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The `aud` of the access tokens minted here: the services they are for (repeatable; with
+    /// the environment variable, comma-separated). Default: the public URL. Give every node of
+    /// a deployment the same list.
+    #[arg(
+        long = "audience",
+        env = "PATD_AUDIENCE",
+        value_name = "AUDIENCE",
+        value_delimiter = ','
+    )]
+    pub audiences: Vec<String>,
     /// `N/SECONDS` per client_id and API version, or `off` (which also turns off the failed-exchange
     /// limits that are not given explicitly).
     #[arg(long, env = "PATD_RATE_LIMIT", default_value = "100/10", value_parser = Limit::parse)]

@@ -26,6 +26,24 @@ pub struct ExchangeRecord {
     /// Set by a rotation with `revokeIssuedTokens`: access tokens issued before this second are
     /// refused. A whole second, so that tokens minted later in that second get it as `iat`.
     pub tokens_valid_after: Option<OffsetDateTime>,
+    /// The `jti`s of this PAT's access tokens revoked one by one and not yet expired (at most
+    /// [`MAX_REVOKED_PER_PAT`]; those `tokens_valid_after` already refuses are left out).
+    pub revoked_jtis: Vec<String>,
+}
+
+/// The most access tokens of one PAT that are kept revoked one by one. One more revocation
+/// refuses every token the PAT minted up to the newest revoked one instead (through
+/// `tokens_valid_after`): more is refused than was asked, never less, and the list a node
+/// caches per PAT stays small however many tokens its holder mints and revokes.
+pub const MAX_REVOKED_PER_PAT: usize = 100;
+
+/// An access token to be refused from now until its `exp` (RFC 7009, EXTENSIONS E10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRevocation {
+    pub pat_id: PatId,
+    pub jti: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }
 
 /// A rotated-out secret that still exchanges until `until` (the grace period).
@@ -41,6 +59,12 @@ impl ExchangeRecord {
     pub fn revokes_token_issued_at(&self, iat: i64) -> bool {
         self.tokens_valid_after
             .is_some_and(|after| iat < after.unix_timestamp())
+    }
+
+    /// Whether the access token `jti`, issued at `iat`, was revoked: by a rotation, or by
+    /// itself.
+    pub fn revokes_token(&self, jti: &str, iat: i64) -> bool {
+        self.revokes_token_issued_at(iat) || self.revoked_jtis.iter().any(|revoked| revoked == jti)
     }
 }
 
@@ -131,6 +155,7 @@ pub(crate) mod fixture {
             recent_ips: Vec::new(),
             previous: None,
             tokens_valid_after: None,
+            revoked_jtis: Vec::new(),
             pat: PatRecord {
                 id: PatId::generate(&mut rng),
                 owner_id: owner.id.clone(),

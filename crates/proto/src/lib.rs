@@ -255,6 +255,13 @@ pub struct TokenResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims<'a> {
     pub iss: Cow<'a, str>,
+    /// The owner's identity id (RFC 9068 §2.2). Tokens minted before patd 0.13 have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<Cow<'a, str>>,
+    /// The services the token is for (`--audience`; RFC 9068 §2.2): a string when there is one,
+    /// an array when there are several. Tokens minted before patd 0.13 have none.
+    #[serde(default, skip_serializing_if = "Audience::is_empty")]
+    pub aud: Audience<'a>,
     pub iat: i64,
     pub exp: i64,
     /// patd mints none, but a token that carries one is not used before it.
@@ -272,6 +279,47 @@ pub struct AccessTokenClaims<'a> {
     pub authorities: Vec<Cow<'a, str>>,
     pub scope: Cow<'a, [String]>,
     pub rights: Vec<Cow<'a, str>>,
+}
+
+/// A JWT's `aud` (RFC 7519 §4.1.3): one string or an array of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience<'a>(pub Vec<Cow<'a, str>>);
+
+impl Audience<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether it names any of `accepted`.
+    pub fn any_of(&self, accepted: &[String]) -> bool {
+        self.0
+            .iter()
+            .any(|aud| accepted.iter().any(|ok| ok == aud.as_ref()))
+    }
+}
+
+impl Serialize for Audience<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Audience(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => vec![Cow::Owned(one)],
+            OneOrMany::Many(many) => many.into_iter().map(Cow::Owned).collect(),
+        }))
+    }
 }
 
 /// `GET /oauth/info`.
@@ -584,6 +632,13 @@ pub struct RevocationRequest {
     /// kind is looked for whatever it says.
     #[serde(default)]
     pub token_type_hint: Option<String>,
+    /// The client's PAT id, when it authenticates in the form rather than with HTTP Basic
+    /// (needed to revoke an access token, not a PAT secret).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The client's PAT secret, with `client_id`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 impl std::fmt::Debug for RevocationRequest {
@@ -591,8 +646,61 @@ impl std::fmt::Debug for RevocationRequest {
         f.debug_struct("RevocationRequest")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_type_hint", &self.token_type_hint)
-            .finish()
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
+}
+
+/// **[patd]** The answer of `POST /oauth/introspect` (RFC 7662 §2.2): `active` alone for
+/// anything but a live access token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    /// The PAT's scope, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The PAT that minted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The owner's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The owner's identity id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub aud: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+/// **[patd]** The RFC 8414 authorization server metadata, at
+/// `/.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    /// Empty: patd has no authorization endpoint (RFC 8414 makes the member required).
+    pub response_types_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
 }
 
 /// The public keys that sign secret-scanning reports, as GitHub publishes them

@@ -16,6 +16,8 @@ fn claims() -> AccessTokenClaims<'static> {
     let now = 1_800_000_000;
     AccessTokenClaims {
         iss: "http://127.0.0.1:8080".into(),
+        sub: Some("2c9180a46faadee4016fb4e018c20639".into()),
+        aud: patd_proto::Audience(vec!["http://127.0.0.1:8080".into()]),
         iat: now,
         exp: now + 43_200,
         nbf: None,
@@ -52,7 +54,12 @@ fn hot_paths(c: &mut Criterion) {
     );
 
     let issuer = "http://127.0.0.1:8080".to_owned();
-    let ring = KeyRing::new(SigningKey::generate().unwrap(), Vec::new(), &[issuer]);
+    let ring = KeyRing::new(
+        SigningKey::generate().unwrap(),
+        Vec::new(),
+        std::slice::from_ref(&issuer),
+        std::slice::from_ref(&issuer),
+    );
     let mut claims = claims();
     c.bench_function("jwt: sign (EdDSA)", |b| {
         b.iter(|| ring.mint(black_box(&claims)).unwrap())

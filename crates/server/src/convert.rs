@@ -7,7 +7,7 @@ use patd_core::identity::Identity;
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::secret::Secret;
 use patd_proto::{
-    AccessTokenClaims, CreatePersonalAccessTokenResponse, GetPersonalAccessTokenResponse,
+    AccessTokenClaims, Audience, CreatePersonalAccessTokenResponse, GetPersonalAccessTokenResponse,
     IdentityView, PatOwner,
 };
 use patd_store::OwnedPat;
@@ -68,11 +68,19 @@ pub(crate) fn secret_response(
 pub(crate) fn claims<'a>(
     grant: &Grant<'a>,
     issuer: &'a str,
+    audiences: &'a [String],
     tenant: &'a Tenant,
     jti: &'a str,
 ) -> AccessTokenClaims<'a> {
     AccessTokenClaims {
         iss: Cow::Borrowed(issuer),
+        sub: Some(Cow::Borrowed(grant.owner.id.as_str())),
+        aud: Audience(
+            audiences
+                .iter()
+                .map(|aud| Cow::Borrowed(aud.as_str()))
+                .collect(),
+        ),
         iat: grant.issued_at.unix_timestamp(),
         exp: grant.expires_at.unix_timestamp(),
         nbf: None,

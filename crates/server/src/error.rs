@@ -42,6 +42,10 @@ pub enum ApiError {
     UnsupportedGrantType,
     /// 401 `invalid_client`: the same answer for every bad credential.
     InvalidClient,
+    /// 403 `insufficient_scope` (RFC 6750 §3.1) on introspection: the caller lacks the right.
+    InsufficientScope(&'static str),
+    /// 400 `unauthorized_client` on revocation: the token is not the caller's to revoke.
+    UnauthorizedClient(&'static str),
     /// 429, with `Retry-After` in whole seconds.
     RateLimited(crate::ratelimit::RetryAfter),
     /// 413: the body is longer than `--max-body-size`, on every route but the token endpoint.
@@ -137,6 +141,8 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "invalid token request",
             ApiError::UnsupportedGrantType => "unsupported grant type",
             ApiError::InvalidClient => "bad client credentials",
+            ApiError::InsufficientScope(_) => "the caller lacks the right",
+            ApiError::UnauthorizedClient(_) => "the token is not the caller's",
             ApiError::RateLimited(_) => "rate limited",
             ApiError::PayloadTooLarge | ApiError::TokenBodyTooLarge => "body too large",
             ApiError::BodyReadTimeout | ApiError::TokenBodyTimeout => {
@@ -261,10 +267,28 @@ impl IntoResponse for ApiError {
                 "invalid_request",
                 "The request body is larger than the server accepts".to_owned(),
             ),
-            ApiError::InvalidClient => oauth(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "Bad client credentials".to_owned(),
+            ApiError::InvalidClient => {
+                let mut response = oauth(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "Bad client credentials".to_owned(),
+                );
+                // RFC 6749 §5.2: the schemes the client may authenticate with.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"patd\""),
+                );
+                response
+            }
+            ApiError::InsufficientScope(description) => oauth(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                description.to_owned(),
+            ),
+            ApiError::UnauthorizedClient(description) => oauth(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                description.to_owned(),
             ),
         };
         if response.status() == StatusCode::REQUEST_TIMEOUT {

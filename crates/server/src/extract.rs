@@ -7,14 +7,11 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use patd_core::authz::Caller;
-use patd_core::ids::{IdentityId, PatId};
-use patd_core::rights::Rights;
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 
 /// The authenticated caller, from a verified bearer JWT. Its rights are the ones fixed in the
 /// token when it was minted.
@@ -24,54 +21,18 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers)
+        let token = crate::access::bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::Unauthorized("JWT is required".to_owned()))?;
-        let claims = state
-            .keys
-            .verify(state.store.as_ref(), token)
-            .await
-            .map_err(|rejection| {
-                ApiError::Unauthorized(format!("JWT validation failed: {}", rejection.reason()))
-            })?;
-        let rejected =
-            |reason: &str| ApiError::Unauthorized(format!("JWT validation failed: {reason}"));
-        let identity_id = IdentityId::parse(&claims.identity_id)
-            .ok_or_else(|| rejected("identity_id is invalid"))?;
-        let pat_id =
-            PatId::parse(&claims.client_id).ok_or_else(|| rejected("client_id is invalid"))?;
-        crate::context::note_client_id(pat_id.as_str());
-        // Instant revocation: the PAT behind the token must still exist and be unexpired. The
-        // cache answers without a database round trip in the common case.
-        let self_rotate = match state.pats.get(&state.store, &pat_id).await? {
-            None => return Err(rejected("the personal access token was deleted")),
-            Some(record) if record.pat.expiry.is_expired(OffsetDateTime::now_utc()) => {
-                return Err(rejected("the personal access token has expired"))
-            }
-            // A rotation with revokeIssuedTokens ends every token minted before it.
-            Some(record) if record.revokes_token_issued_at(claims.iat) => {
-                return Err(rejected(
-                    "the personal access token was rotated since this token was issued",
-                ))
-            }
-            Some(record) => record.pat.scope.allows_self_rotation(),
-        };
+        let live = crate::access::check(state, token).await?.map_err(|dead| {
+            ApiError::Unauthorized(format!("JWT validation failed: {}", dead.reason()))
+        })?;
+        crate::context::note_client_id(live.pat_id.as_str());
         state
             .limits
-            .check_request(&claims.client_id, api_version(parts.uri.path()))
+            .check_request(&live.claims.client_id, api_version(parts.uri.path()))
             .await
             .map_err(ApiError::RateLimited)?;
-        let rights = Rights::from_names(claims.rights.iter().map(AsRef::as_ref));
-        let whole_scope = claims
-            .scope
-            .iter()
-            .any(|entry| entry == patd_core::scope::SCOPE_ALL);
-        Ok(Authenticated(Caller {
-            identity_id,
-            pat_id,
-            self_rotate,
-            rights,
-            whole_scope,
-        }))
+        Ok(Authenticated(live.caller()))
     }
 }
 
@@ -86,13 +47,6 @@ pub(crate) fn api_version(path: &str) -> &'static str {
         Some("oauth") => "oauth",
         _ => "other",
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A JSON object body of type `T`, sent as `application/json`. Anything but an object is a

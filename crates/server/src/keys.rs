@@ -21,13 +21,20 @@ use time::OffsetDateTime;
 
 const PEM_TAG: &str = "PRIVATE KEY";
 
+/// The `typ` of patd's access tokens (RFC 9068 §2.1). Tokens minted before patd 0.13 say `JWT`,
+/// and are accepted until they expire; any other `typ` (a SET's `secevent+jwt`, say) is not an
+/// access token and is refused, whatever key signed it.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+const LEGACY_TOKEN_TYPE: &str = "JWT";
+
 /// One Ed25519 key pair, parsed once: signing reuses the expanded key. aws-lc-rs signs: its
 /// assembly base-point multiplication is about twice as fast as ed25519-dalek or ring here, and
 /// signing is most of the cost of a token exchange.
 pub struct SigningKey {
     kid: String,
     signer: Ed25519KeyPair,
-    /// `base64url({"typ":"JWT","alg":"EdDSA","kid":…})`, the same for every token.
+    /// `base64url({"typ":"at+jwt","alg":"EdDSA","kid":…})` (RFC 9068 §2.1), the same for every
+    /// token.
     header_segment: String,
     /// The public key, base64url: the JWK's `x`.
     public_x: String,
@@ -53,7 +60,7 @@ impl SigningKey {
             .map_err(|err| anyhow!("the signing key is not a PKCS#8 Ed25519 key: {err}"))?;
         let public_x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let kid = thumbprint(&public_x);
-        let header = json!({"typ": "JWT", "alg": "EdDSA", "kid": kid});
+        let header = json!({"typ": ACCESS_TOKEN_TYPE, "alg": "EdDSA", "kid": kid});
         Ok(SigningKey {
             header_segment: URL_SAFE_NO_PAD.encode(header.to_string()),
             kid,
@@ -99,6 +106,9 @@ pub struct KeyRing {
     /// The signature checks every token goes through: EdDSA only and a known `iss`; the times
     /// are checked by [`check_times`], on every path.
     validation: Validation,
+    /// The `aud` values a token may carry to be accepted here: this node's `--audience`s and
+    /// every registered issuer (the default audience of the node that minted it).
+    audiences: Vec<String>,
     /// Counts reloads, so that concurrent requests that met an unknown `kid` share one.
     generation: u64,
 }
@@ -116,6 +126,10 @@ pub enum JwtRejection {
     UnknownKid,
     Signature,
     Issuer,
+    /// `aud` names none of the audiences accepted here.
+    Audience,
+    /// The header's `typ` is not an access token's.
+    Type,
 }
 
 impl JwtRejection {
@@ -129,6 +143,8 @@ impl JwtRejection {
             JwtRejection::UnknownKid => "JWT key id is unknown",
             JwtRejection::Signature => "JWT signature is invalid",
             JwtRejection::Issuer => "JWT issuer is invalid",
+            JwtRejection::Audience => "JWT audience is invalid",
+            JwtRejection::Type => "JWT type is not an access token's",
         }
     }
 }
@@ -137,12 +153,13 @@ impl KeyRing {
     /// Reads the stored keys, opening the sealed ones with `kek`, and the issuers. The PEM key
     /// signs if one is given; otherwise the newest stored key does (rotation adds a newer one).
     /// Every stored key verifies tokens, and every registered issuer is accepted besides
-    /// `own_issuer`.
+    /// `own_issuer`; `aud` may name any of `audiences` or of the issuers.
     pub async fn read(
         store: &dyn Store,
         pem_text: Option<&str>,
         kek: Option<&KeyEncryptionKey>,
         own_issuer: &str,
+        audiences: &[String],
         generation: u64,
     ) -> anyhow::Result<KeyRing> {
         let stored = store.signing_keys().await?;
@@ -166,13 +183,19 @@ impl KeyRing {
         };
         let mut issuers: Vec<String> = store.issuers().await?;
         issuers.push(own_issuer.to_owned());
-        let mut ring = KeyRing::new(active, keys, &issuers);
+        let mut ring = KeyRing::new(active, keys, &issuers, audiences);
         ring.generation = generation;
         Ok(ring)
     }
 
-    /// A ring from keys in hand: `active` signs, all verify; tokens of any of `issuers` pass.
-    pub fn new(active: SigningKey, others: Vec<SigningKey>, issuers: &[String]) -> KeyRing {
+    /// A ring from keys in hand: `active` signs, all verify; tokens of any of `issuers`, for
+    /// any of `audiences` or of the issuers, pass.
+    pub fn new(
+        active: SigningKey,
+        others: Vec<SigningKey>,
+        issuers: &[String],
+        audiences: &[String],
+    ) -> KeyRing {
         let mut all: Vec<&SigningKey> = vec![&active];
         all.extend(others.iter().filter(|key| key.kid != active.kid));
         let jwks = json!({"keys": all.iter().map(|key| key.jwk()).collect::<Vec<_>>()});
@@ -191,11 +214,18 @@ impl KeyRing {
         validation.leeway = 0;
         validation.set_issuer(issuers);
         validation.set_required_spec_claims(&["exp", "iss"]);
+        // `aud` is checked by `verify`: a token minted before patd 0.13 has none.
+        validation.validate_aud = false;
+        let mut accepted: Vec<String> = audiences.to_vec();
+        accepted.extend(issuers.iter().cloned());
+        accepted.sort();
+        accepted.dedup();
         KeyRing {
             active,
             verifying,
             jwks,
             validation,
+            audiences: accepted,
             generation: 0,
         }
     }
@@ -230,8 +260,8 @@ impl KeyRing {
         Ok(token)
     }
 
-    /// Checks the header's algorithm, `crit` and `kid`, the signature, `iss`, and the times
-    /// (`check_times`), in that order.
+    /// Checks the header's algorithm, `typ`, `crit` and `kid`, the signature, `iss`, `aud`, and
+    /// the times (`check_times`), in that order.
     pub fn verify(
         &self,
         token: &str,
@@ -241,6 +271,13 @@ impl KeyRing {
         // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
         if header.alg != Algorithm::EdDSA {
             return Err(JwtRejection::Algorithm);
+        }
+        // RFC 9068 §4: only an access token is taken for one.
+        if !matches!(
+            header.typ.as_deref(),
+            Some(ACCESS_TOKEN_TYPE | LEGACY_TOKEN_TYPE)
+        ) {
+            return Err(JwtRejection::Type);
         }
         // jsonwebtoken's `Header` drops `crit`, so the header is read again for it.
         if names_critical_extension(token) {
@@ -257,6 +294,11 @@ impl KeyRing {
                     ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
                     _ => JwtRejection::Malformed,
                 })?;
+        // Tokens minted before patd 0.13 carry no `aud` (nor `sub`); they are honoured until
+        // their `exp`, at most 12 hours after an upgrade. Every newer token names its audience.
+        if !claims.aud.is_empty() && !claims.aud.any_of(&self.audiences) {
+            return Err(JwtRejection::Audience);
+        }
         check_times(&claims, now)?;
         Ok(claims)
     }
@@ -476,6 +518,8 @@ pub struct Keys {
     pem_text: Option<String>,
     kek: Option<Arc<KeyEncryptionKey>>,
     own_issuer: String,
+    /// `--audience`: what this node's tokens are for, besides the issuers.
+    audiences: Vec<String>,
     /// Held while the ring is read again, so one reload runs at a time; holds when the last one
     /// ended.
     reloading: tokio::sync::Mutex<Option<Instant>>,
@@ -495,6 +539,7 @@ impl Keys {
         pem_text: Option<&str>,
         kek: Option<Arc<KeyEncryptionKey>>,
         own_issuer: &str,
+        audiences: &[String],
     ) -> anyhow::Result<Keys> {
         if let Some(kek) = &kek {
             let sealed = reseal(store, kek, kek, Reseal::PlainOnly).await?;
@@ -517,7 +562,7 @@ impl Keys {
                 crate::audit::committed(&event);
             }
         }
-        let ring = KeyRing::read(store, pem_text, kek.as_deref(), own_issuer, 0).await?;
+        let ring = KeyRing::read(store, pem_text, kek.as_deref(), own_issuer, audiences, 0).await?;
         Ok(Keys {
             current: RwLock::new(Arc::new(ring)),
             // Weighed by bytes: every exchange mints a new token, so clients decide how many
@@ -532,6 +577,7 @@ impl Keys {
             pem_text: pem_text.map(str::to_owned),
             kek,
             own_issuer: own_issuer.to_owned(),
+            audiences: audiences.to_vec(),
             reloading: tokio::sync::Mutex::new(None),
             retirements: AtomicU64::new(0),
         })
@@ -580,6 +626,7 @@ impl Keys {
             self.pem_text.as_deref(),
             self.kek.as_deref(),
             &self.own_issuer,
+            &self.audiences,
             generation,
         )
         .await?;

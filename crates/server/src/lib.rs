@@ -2,6 +2,9 @@
 //! Talks to the domain (`patd-core`) for every rule and to storage only through `patd-store`'s
 //! `Store` trait; it holds no SQL and no business rule.
 
+/// Whether an access token is live (bearer check and introspection), client authentication,
+/// and the pruning of revoked tokens.
+mod access;
 /// Operations the `patd` command runs on the database directly: identities, tokens, bootstrap.
 pub mod admin;
 /// The audit trail: events stamped with their request, the log line of each committed one,

@@ -79,6 +79,10 @@ pub struct ServerConfig {
     /// The keys trusted to sign leaked-secret reports (`--secret-scanning-keys`); `None`: the
     /// reports route answers 404.
     pub secret_scanning_keys: Option<Arc<crate::scanning_keys::ScanningKeys>>,
+    /// How often revocations of expired access tokens are pruned.
+    pub revocation_prune_interval: Duration,
+    /// The `aud` of the access tokens minted here (`--audience`); left empty, the public URL.
+    pub audiences: Vec<String>,
 }
 
 impl ServerConfig {
@@ -117,6 +121,8 @@ impl ServerConfig {
             tls: None,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             secret_scanning_keys: None,
+            audiences: Vec::new(),
+            revocation_prune_interval: crate::access::PRUNE_EVERY,
         }
     }
 
@@ -224,6 +230,10 @@ impl AppState {
         config: ServerConfig,
         signing_key_pem: Option<&str>,
     ) -> anyhow::Result<AppState> {
+        let mut config = config;
+        if config.audiences.is_empty() {
+            config.audiences = vec![config.public_url.clone()];
+        }
         crate::metrics::install();
         let guarded = Guarded::new(store, config.database_timeout);
         let health = guarded.health();
@@ -238,6 +248,7 @@ impl AppState {
             signing_key_pem,
             config.key_encryption_key.clone(),
             &config.public_url,
+            &config.audiences,
         )
         .await?;
         let shared = match &config.rate_limit_redis {
@@ -292,6 +303,7 @@ impl AppState {
         crate::outbox::deliver_forever(state.clone())?;
         crate::notices::notify_forever(state.clone());
         crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
+        crate::access::prune_forever(state.clone(), state.config.revocation_prune_interval);
         if let Some(events) = events {
             state.follow_changes(events);
         }

@@ -8,7 +8,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use patd_core::audit::{AuditEvent, AuditQuery};
-use patd_core::exchange::ExchangeRecord;
+use patd_core::exchange::{ExchangeRecord, TokenRevocation};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::notify::Webhook;
@@ -168,6 +168,8 @@ guarded! {
     update_pats(pats: &[PatRecord], events: &[AuditEvent]) -> ();
     update_pat(pat: &PatRecord, event: &AuditEvent) -> ();
     rotate_pat(rotation: &Rotation, event: &AuditEvent) -> bool;
+    revoke_token(revocation: &TokenRevocation, event: &AuditEvent) -> crate::TokenRevoked;
+    prune_revoked_tokens(before: OffsetDateTime) -> u64;
     insert_webhook(hook: &Webhook, event: &AuditEvent) -> ();
     webhooks() -> Vec<Webhook>;
     webhook(id: &str) -> Option<Webhook>;

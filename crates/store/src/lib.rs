@@ -16,7 +16,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use patd_core::audit::{AuditEvent, AuditQuery};
-use patd_core::exchange::ExchangeRecord;
+use patd_core::exchange::{ExchangeRecord, TokenRevocation};
 use patd_core::filter::TimeOp;
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
@@ -48,6 +48,20 @@ pub enum StoreEvent {
     /// The change feed was lost and is back: announcements may have been missed meanwhile, so
     /// everything cached must be forgotten and the keys read again.
     Resync,
+}
+
+/// What a token revocation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRevoked {
+    /// Revoked now.
+    Revoked,
+    /// Revoked now, and with it every earlier token of its PAT: the PAT had as many tokens
+    /// revoked one by one as are kept (`MAX_REVOKED_PER_PAT`).
+    WithEarlierTokens,
+    /// It had been revoked already; nothing changed.
+    Already,
+    /// Its PAT is gone, and its tokens with it; nothing changed.
+    NoPat,
 }
 
 /// What can go wrong in the store. Conflicts are named; everything else is `Backend`.
@@ -302,6 +316,15 @@ pub trait Store: Send + Sync + 'static {
         -> Result<bool, StoreError>;
     /// Returns whether a PAT was deleted; `event` is stored if it was.
     async fn delete_pat(&self, id: &PatId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Revokes one access token by its `jti` until its `exp`, with `event` (`token.revoked`),
+    /// and announces it as a change of its PAT.
+    async fn revoke_token(
+        &self,
+        revocation: &TokenRevocation,
+        event: &AuditEvent,
+    ) -> Result<TokenRevoked, StoreError>;
+    /// Forgets revocations of tokens that expired before `before`; returns how many.
+    async fn prune_revoked_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Stores a webhook with its `webhook.created` event.
     async fn insert_webhook(&self, hook: &Webhook, event: &AuditEvent) -> Result<(), StoreError>;

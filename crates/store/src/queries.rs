@@ -24,6 +24,16 @@ use patd_core::secret::SecretDigest;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
+/// `FROM … WHERE …` of a PAT's revoked tokens still to be listed, `LIMIT` included: binds the
+/// PAT's id, now, its `tokens_valid_after` twice, and the limit.
+fn revoked_rows<DB: Dialect>() -> String {
+    let [pat, now, after_null, after, limit] = params::<DB, 5>();
+    format!(
+        "FROM revoked_tokens r WHERE r.pat_id = {pat} AND r.expires_at > {now} \
+           AND ({after_null} IS NULL OR r.issued_at >= {after}) LIMIT {limit}"
+    )
+}
+
 /// The first `N` positional parameters of the backend, for statements written as text.
 fn params<DB: Dialect, const N: usize>() -> [String; N] {
     std::array::from_fn(|index| DB::param(index + 1))
@@ -258,12 +268,13 @@ where
              FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
             DB::param(1)
         );
-        sqlx::query::<DB>(&sql)
+        let record = sqlx::query::<DB>(&sql)
             .bind(id.as_str())
             .fetch_optional(self.reader)
             .await?
             .map(|row| exchange_record(&row))
-            .transpose()
+            .transpose()?;
+        self.with_revoked_jtis(record).await
     }
 
     /// The exchange record of the PAT whose secret, or whose replaced secret (in its grace or
@@ -281,13 +292,127 @@ where
              WHERE p.secret_digest = {current} OR p.previous_secret_digest = {previous} \
              LIMIT 1"
         );
-        sqlx::query::<DB>(&sql)
+        let record = sqlx::query::<DB>(&sql)
             .bind(digest.as_bytes().as_slice())
             .bind(digest.as_bytes().as_slice())
             .fetch_optional(self.reader)
             .await?
             .map(|row| exchange_record(&row))
-            .transpose()
+            .transpose()?;
+        self.with_revoked_jtis(record).await
+    }
+
+    /// `record` with the `jti`s of its PAT's access tokens revoked one by one that are still
+    /// to be refused: unexpired, and not already refused by `tokens_valid_after`.
+    async fn with_revoked_jtis(
+        &self,
+        record: Option<ExchangeRecord>,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        let Some(mut record) = record else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT r.jti {}", revoked_rows::<DB>());
+        let valid_after = record.tokens_valid_after.map(millis);
+        let rows = sqlx::query::<DB>(&sql)
+            .bind(record.pat.id.as_str())
+            .bind(millis(OffsetDateTime::now_utc()))
+            .bind(valid_after)
+            .bind(valid_after)
+            .bind(patd_core::exchange::MAX_REVOKED_PER_PAT as i64)
+            .fetch_all(self.reader)
+            .await?;
+        record.revoked_jtis = rows
+            .iter()
+            .map(|row| row.text("jti"))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(record))
+    }
+
+    /// Revokes one access token (EXTENSIONS E10) with `event`, and announces it as a change
+    /// of its PAT, so that every node's next check of the token reads it. Past
+    /// `MAX_REVOKED_PER_PAT` listed tokens, the PAT's `tokens_valid_after` moves past the
+    /// newest revoked one instead, which refuses them all.
+    pub(crate) async fn revoke_token(
+        &self,
+        revocation: &patd_core::exchange::TokenRevocation,
+        event: &AuditEvent,
+    ) -> Result<crate::TokenRevoked, StoreError> {
+        let pat_id = revocation.pat_id.as_str();
+        let mut transaction = self.writer.begin().await?;
+        // The PAT's row, locked on PostgreSQL, so that concurrent revocations count in turn.
+        let read = format!(
+            "SELECT tokens_valid_after FROM pats WHERE id = {}{}",
+            DB::param(1),
+            DB::LOCK_ROW
+        );
+        let Some(row) = sqlx::query::<DB>(&read)
+            .bind(pat_id)
+            .fetch_optional(&mut *transaction)
+            .await?
+        else {
+            // Its PAT is gone, and so is every token it minted.
+            return Ok(crate::TokenRevoked::NoPat);
+        };
+        let valid_after = row.opt_int("tokens_valid_after")?;
+        let [jti, pat, issued, expires] = params::<DB, 4>();
+        let insert = format!(
+            "INSERT INTO revoked_tokens (jti, pat_id, issued_at, expires_at)              VALUES ({jti}, {pat}, {issued}, {expires}) ON CONFLICT (jti) DO NOTHING"
+        );
+        let done = sqlx::query::<DB>(&insert)
+            .bind(revocation.jti.as_str())
+            .bind(pat_id)
+            .bind(millis(revocation.issued_at))
+            .bind(millis(revocation.expires_at))
+            .execute(&mut *transaction)
+            .await?;
+        if DB::rows_affected(&done) == 0 {
+            return Ok(crate::TokenRevoked::Already);
+        }
+        let count = format!("SELECT COUNT(*) AS total {}", revoked_rows::<DB>());
+        let listed = sqlx::query::<DB>(&count)
+            .bind(pat_id)
+            .bind(millis(OffsetDateTime::now_utc()))
+            .bind(valid_after)
+            .bind(valid_after)
+            .bind(i64::MAX)
+            .fetch_one(&mut *transaction)
+            .await?
+            .int("total")?;
+        let outcome = if listed > patd_core::exchange::MAX_REVOKED_PER_PAT as i64 {
+            let [pat_for_max, id] = params::<DB, 2>();
+            let cover = format!(
+                "UPDATE pats SET tokens_valid_after =                      (SELECT MAX(issued_at) FROM revoked_tokens WHERE pat_id = {pat_for_max})                      + 1000                  WHERE id = {id}"
+            );
+            sqlx::query::<DB>(&cover)
+                .bind(pat_id)
+                .bind(pat_id)
+                .execute(&mut *transaction)
+                .await?;
+            crate::TokenRevoked::WithEarlierTokens
+        } else {
+            crate::TokenRevoked::Revoked
+        };
+        notify::<DB>(&mut *transaction, PATS_CHANNEL, pat_id).await?;
+        write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Forgets the revocations of tokens that expired before `before`: they are refused for
+    /// their `exp` alone now.
+    pub(crate) async fn prune_revoked_tokens(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM revoked_tokens WHERE expires_at < {}",
+            DB::param(1)
+        );
+        let done = sqlx::query::<DB>(&sql)
+            .bind(millis(before))
+            .execute(self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done))
     }
 
     pub(crate) async fn insert(
@@ -949,6 +1074,23 @@ macro_rules! store_by_queries {
             ) -> Result<bool, $crate::StoreError> {
                 self.intact()?;
                 self.queries().delete_pat(id, event).await
+            }
+
+            async fn revoke_token(
+                &self,
+                revocation: &patd_core::exchange::TokenRevocation,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<$crate::TokenRevoked, $crate::StoreError> {
+                self.intact()?;
+                self.queries().revoke_token(revocation, event).await
+            }
+
+            async fn prune_revoked_tokens(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.intact()?;
+                self.queries().prune_revoked_tokens(before).await
             }
 
             async fn rotate_pat(

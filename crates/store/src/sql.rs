@@ -503,6 +503,8 @@ pub(crate) fn exchange_record(row: &impl RowAccess) -> Result<ExchangeRecord, St
         recent_ips,
         previous,
         tokens_valid_after,
+        // Read apart, by `Queries::revoked_jtis`.
+        revoked_jtis: Vec::new(),
     })
 }
 

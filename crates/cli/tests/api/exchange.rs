@@ -63,7 +63,7 @@ async fn check_token_response(response: reqwest::Response, app: &TestApp, pat_id
     token
 }
 
-fn decode_part(token: &str, index: usize) -> Value {
+pub(crate) fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
@@ -451,7 +451,7 @@ async fn a_token_never_outlives_its_pat() {
 
 /// A token with a header of our own writing (jsonwebtoken's `Header` cannot hold `crit`),
 /// signed with the server's own key.
-async fn forge_with_header(app: &TestApp, header: Value, claims: &Value) -> String {
+pub(crate) async fn forge_with_header(app: &TestApp, header: Value, claims: &Value) -> String {
     let keys = app.store.signing_keys().await.unwrap();
     let key = EncodingKey::from_ed_pem(keys[0].private_key.as_bytes()).unwrap();
     let message = format!(

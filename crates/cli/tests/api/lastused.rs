@@ -63,6 +63,17 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.rotate_pat(rotation, event).await
     }
+    async fn revoke_token(
+        &self,
+        revocation: &patd_core::exchange::TokenRevocation,
+        event: &AuditEvent,
+    ) -> Result<patd_store::TokenRevoked, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke_token(revocation, event).await
+    }
+    async fn prune_revoked_tokens(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_revoked_tokens(before).await
+    }
     async fn insert_webhook(
         &self,
         hook: &patd_core::notify::Webhook,

@@ -31,6 +31,8 @@ mod fuzz;
 mod helpers;
 /// Hostile input: patch bombs, names that hide.
 mod hostile;
+/// For resource servers: RFC 9068 tokens, discovery, introspection, revocation by jti.
+mod introspection;
 /// Signing keys sealed at rest with the key-encryption key.
 mod kek;
 /// The `lastUsed` write rule.

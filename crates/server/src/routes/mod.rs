@@ -5,6 +5,8 @@
 
 /// `GET /patd/v1/audit-events`.
 mod audit;
+/// `POST /oauth/introspect` and the RFC 8414 discovery documents.
+pub(crate) mod introspect;
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
 mod oauth;
 /// Liveness, readiness and the metrics scrape.
@@ -54,7 +56,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 /// The routes, with `/metrics` among them unless it has a listener of its own.
 fn api_serving_metrics(metrics_here: bool) -> OpenApiRouter<AppState> {
     let api = pats::routes(OpenApiRouter::with_openapi(crate::openapi::base()));
-    let api = scanning::routes(revoke::routes(webhooks::routes(api)));
+    let api = introspect::routes(scanning::routes(revoke::routes(webhooks::routes(api))));
     let api = ops::routes(audit::routes(oauth::routes(rotate::routes(api))))
         .routes(routes!(openapi_document));
     if metrics_here {

@@ -1,25 +1,22 @@
 //! The token endpoint (CONTRACT §5) and the two discovery documents.
 
+use crate::access::authenticate_client;
 use crate::convert;
 use crate::error::ApiError;
 use crate::extract::{media_type, read_body};
 use crate::lastused::Use;
 use crate::metrics::Exchange;
 use crate::openapi::{Always, TooMany};
-use crate::ratelimit::FailedClient;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use patd_core::audit::EventType;
 use patd_core::exchange::{decide, ExchangeRecord};
 use patd_core::ids::PatId;
-use patd_core::secret::Secret;
 use patd_proto::{OAuthErrorBody, OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -106,25 +103,11 @@ async fn exchange(
             "client_id and client_secret are required".to_owned(),
         ));
     };
-    // A malformed id or a secret with a bad checksum is refused without a lookup, and not
-    // counted as a failure: it cannot be a guess at a real secret.
-    let (Some(pat_id), Ok(secret)) = (PatId::parse(&client_id), Secret::parse(&client_secret))
-    else {
-        return Err(ApiError::InvalidClient);
-    };
-    crate::context::note_client_id(pat_id.as_str());
+    let client = authenticate_client(state, &client_id, &client_secret, peer).await?;
     let now = OffsetDateTime::now_utc();
-    let record = state.pats.get(&state.store, &pat_id).await?;
-    let Some(grant) = decide(record.as_deref(), &secret, now) else {
-        let client = match record {
-            Some(_) => FailedClient::Known(&pat_id),
-            None => FailedClient::Unknown,
-        };
-        state
-            .auth_failures
-            .record(record.as_deref().map(|record| (&pat_id, record)), peer);
-        return Err(refusal(state, client, peer));
-    };
+    // Decided again on the record authenticated, for the grant's times and rights.
+    let grant = decide(Some(&client.record), &client.secret, now).ok_or(ApiError::InvalidClient)?;
+    let pat_id = grant.pat_id;
     // Only an exchange that authenticated spends the client's request budget: anyone who knows
     // a PAT's id could otherwise spend it for its owner. Failures have limits of their own.
     state
@@ -132,13 +115,18 @@ async fn exchange(
         .check_request(pat_id.as_str(), "oauth")
         .await
         .map_err(ApiError::RateLimited)?;
-    if let Some(record) = &record {
-        note_use(state, &pat_id, record, peer, now);
-    }
+    note_use(state, pat_id, &client.record, peer, now);
     let jti = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string();
-    let claims = convert::claims(&grant, &state.config.public_url, &state.tenant, &jti);
+    let config = &state.config;
+    let claims = convert::claims(
+        &grant,
+        &config.public_url,
+        &config.audiences,
+        &state.tenant,
+        &jti,
+    );
     let access_token = state.keys.current().mint(&claims)?;
     let body = TokenResponse {
         access_token: String::new(),
@@ -207,15 +195,6 @@ fn note_use(
     });
 }
 
-/// The answer to a failed exchange: 401, or 429 once `client` has failed too often from `peer`
-/// (counted only here, after the secret was checked, so a correct secret is never refused).
-fn refusal(state: &AppState, client: FailedClient<'_>, peer: Option<IpAddr>) -> ApiError {
-    match peer.map(|ip| state.limits.record_failure(client, ip)) {
-        Some(Err(retry_after)) => ApiError::RateLimited(retry_after),
-        _ => ApiError::InvalidClient,
-    }
-}
-
 /// What every serialized `TokenResponse` starts with: its first field is the token.
 const TOKEN_PREFIX: &[u8] = br#"{"access_token":""#;
 
@@ -240,7 +219,7 @@ fn response_body(body: &TokenResponse, access_token: &str) -> Result<Vec<u8>, Ap
 /// Gathers the parameters from HTTP Basic, the body (form or multipart) and the query string;
 /// the first place that has a value wins, in that order.
 async fn read_credentials(request: Request) -> Result<TokenRequest, ApiError> {
-    let basic = basic_credentials(&request);
+    let basic = crate::access::basic_credentials(request.headers());
     let query: TokenRequest = serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
         .map_err(|_| ApiError::InvalidRequest("the query string could not be parsed".to_owned()))?;
     let body = match media_type(request.headers()).as_deref() {
@@ -286,18 +265,6 @@ async fn read_multipart(request: Request) -> Result<TokenRequest, ApiError> {
         }
     }
     Ok(found)
-}
-
-fn basic_credentials(request: &Request) -> Option<(String, String)> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
 }
 
 /// The tenant and its token endpoint

@@ -2,10 +2,11 @@
 //! that PAT with it, and no other credential. The answer is the same whether or not anything was
 //! revoked.
 
+use crate::access;
 use crate::error::ApiError;
-use crate::extract::{media_type, read_body};
 use crate::openapi::{Always, TooMany};
 use crate::ratelimit::FailedClient;
+use crate::routes::introspect::read_form;
 use crate::service::{revoke_secret, Revocation};
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -45,9 +46,11 @@ pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     )
 )]
 async fn revoke(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let form = read_form(request)
+    let headers = request.headers().clone();
+    let form: RevocationRequest = read_form(request)
         .await
         .map_err(ApiError::on_token_endpoint)?;
+    let (client_id, client_secret) = (form.client_id, form.client_secret);
     let Some(token) = form.token.filter(|token| !token.is_empty()) else {
         return Err(ApiError::InvalidRequest("token is required".to_owned()));
     };
@@ -66,9 +69,17 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Respo
     .await?;
     match revocation {
         Revocation::Revoked(_) => {}
-        // issue 13: an access token (a JWT) is to be revoked by its `jti` until its `exp`. Until
-        // then it, like any other string that is not a PAT secret, changes nothing.
-        Revocation::NotASecret => {}
+        // An access token is revoked by its `jti` until its `exp`, for a client allowed to. One
+        // patd would refuse anyway (expired, of a deleted PAT, not patd's) has nothing left to
+        // revoke; the answer is the same.
+        Revocation::NotASecret => {
+            if let Ok(live) = access::check(&state, &token).await? {
+                let peer = crate::context::with_request(|context| context.client_ip).flatten();
+                let by = access::client_or_bearer(&state, &headers, client_id, client_secret, peer)
+                    .await?;
+                access::revoke_token(&state, &live, &by).await?;
+            }
+        }
         // A well-formed secret of no live PAT cost a database read: counted, per client address,
         // with the token endpoint's failures of unknown clients, so a flood of made-up secrets
         // gets 429 as a scan of client ids does. A live secret is never refused by it.
@@ -86,17 +97,4 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Respo
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-/// The form body (RFC 7009 §2.1 names no other encoding). The query string is never read: a
-/// secret there would be written to the logs of every proxy on the way.
-async fn read_form(request: Request) -> Result<RevocationRequest, ApiError> {
-    if media_type(request.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(ApiError::InvalidRequest(
-            "the body must be a form (application/x-www-form-urlencoded)".to_owned(),
-        ));
-    }
-    let bytes = read_body(request, &()).await?;
-    serde_urlencoded::from_bytes(&bytes)
-        .map_err(|_| ApiError::InvalidRequest("the form body could not be parsed".to_owned()))
 }
