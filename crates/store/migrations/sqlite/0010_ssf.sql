@@ -1,0 +1,1 @@
+../postgres/0010_ssf.sql
