@@ -65,6 +65,8 @@ mod scripts;
 mod secrets;
 /// The SQLite file removed, replaced or made immutable under a running server.
 mod storage;
+/// The Shared Signals transmitter (E11): streams, SETs pushed and polled, verified with the JWKS.
+mod ssf;
 /// Every validation rule's 400.
 mod validation;
 /// Webhooks and the outbox.
