@@ -168,7 +168,9 @@ impl Delivery {
 pub fn parse_authorization(raw: &str) -> Result<String, Rule> {
     let fits = !raw.is_empty()
         && raw.len() <= MAX_AUTHORIZATION_CHARS
-        && raw.bytes().all(|byte| byte == b' ' || byte.is_ascii_graphic());
+        && raw
+            .bytes()
+            .all(|byte| byte == b' ' || byte.is_ascii_graphic());
     if fits {
         Ok(raw.to_owned())
     } else {
@@ -181,7 +183,10 @@ pub fn parse_authorization(raw: &str) -> Result<String, Rule> {
 /// (they are not delivered: `events_delivered` shows which are).
 pub fn parse_events(raw: Option<Vec<String>>) -> Result<Vec<String>, Rule> {
     let Some(raw) = raw else {
-        return Ok(EVENTS_SUPPORTED.iter().map(|uri| (*uri).to_owned()).collect());
+        return Ok(EVENTS_SUPPORTED
+            .iter()
+            .map(|uri| (*uri).to_owned())
+            .collect());
     };
     if raw.len() > MAX_EVENTS_REQUESTED {
         return Err(Rule::SsfEvents);
@@ -205,9 +210,7 @@ pub fn parse_events(raw: Option<Vec<String>>) -> Result<Vec<String>, Rule> {
 /// control characters.
 pub fn parse_text(raw: Option<String>, max: usize, rule: Rule) -> Result<Option<String>, Rule> {
     match raw {
-        Some(text) if text.chars().count() > max || text.chars().any(char::is_control) => {
-            Err(rule)
-        }
+        Some(text) if text.chars().count() > max || text.chars().any(char::is_control) => Err(rule),
         other => Ok(other),
     }
 }
@@ -359,9 +362,10 @@ fn touches_scope(details: &Map<String, Value>) -> bool {
         .get("paths")
         .and_then(Value::as_array)
         .is_some_and(|paths| {
-            paths.iter().filter_map(Value::as_str).any(|path| {
-                path == "/scope" || path.starts_with("/scope/")
-            })
+            paths
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|path| path == "/scope" || path.starts_with("/scope/"))
         })
 }
 
@@ -461,8 +465,11 @@ mod tests {
         assert!(parse_events(Some(vec!["a\nb".to_owned()])).is_err());
         assert!(parse_events(Some((0..33).map(|n| n.to_string()).collect())).is_err());
         assert_eq!(
-            parse_events(Some(vec![SESSION_REVOKED.to_owned(), SESSION_REVOKED.to_owned()]))
-                .unwrap(),
+            parse_events(Some(vec![
+                SESSION_REVOKED.to_owned(),
+                SESSION_REVOKED.to_owned()
+            ]))
+            .unwrap(),
             vec![SESSION_REVOKED.to_owned()]
         );
         assert_eq!(parse_events(None).unwrap().len(), 2);
@@ -475,7 +482,12 @@ mod tests {
         assert!(Delivery::parse(Some(Method::PUSH_URN), None, None, true).is_err());
         assert!(Delivery::parse(Some(Method::PUSH_URN), Some("ftp://x"), None, true).is_err());
         assert_eq!(
-            Delivery::parse(Some(Method::PUSH_URN), Some("http://127.0.0.1/x"), None, false),
+            Delivery::parse(
+                Some(Method::PUSH_URN),
+                Some("http://127.0.0.1/x"),
+                None,
+                false
+            ),
             Err(Rule::WebhookPrivateTarget)
         );
         assert!(Delivery::parse(Some(Method::POLL_URN), None, None, false).is_ok());

@@ -219,9 +219,9 @@ async fn attempt(
             }
             Err((false, error)) => Err((None, error)),
         },
-        (patd_core::ssf::CHANNEL_PUSH, _) => crate::ssf::push(state, http, &delivery)
-            .await
-            .map(Some),
+        (patd_core::ssf::CHANNEL_PUSH, _) => {
+            crate::ssf::push(state, http, &delivery).await.map(Some)
+        }
         _ => call(state, http, &delivery).await.map(Some),
     };
     let outcome = match result {

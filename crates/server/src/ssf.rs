@@ -157,7 +157,36 @@ async fn load_rsa(
         }
     };
     let pem_text = kek::reveal(kek.as_deref(), RSA_KEY_NAME, &stored)?;
-    Ok(Arc::new(RsaKey::from_pem(&pem_text)?))
+    let key = Arc::new(RsaKey::from_pem(&pem_text)?);
+    if let (Some(kek), false) = (&kek, kek::is_sealed(&stored)) {
+        // A key-encryption key given for the first time seals the key stored in the clear, as
+        // it does the signing keys. Nodes racing here write texts that all open with it.
+        store
+            .set_setting(RSA_KEY_SETTING, &kek.seal(RSA_KEY_NAME, &pem_text)?)
+            .await?;
+    }
+    Ok(key)
+}
+
+/// The SSF RSA key's stored text sealed again from `old` to `new`, for `patd key rotate-kek`:
+/// computed before anything is written, so that a key that does not open with `old` stops the
+/// rotation first. `None`: no key yet.
+pub async fn resealed_rsa_key(
+    store: &dyn Store,
+    old: &KeyEncryptionKey,
+    new: &KeyEncryptionKey,
+) -> anyhow::Result<Option<String>> {
+    let Some(stored) = store.setting(RSA_KEY_SETTING).await? else {
+        return Ok(None);
+    };
+    let pem_text =
+        kek::reveal(Some(old), RSA_KEY_NAME, &stored).context("the Shared Signals RSA key")?;
+    Ok(Some(new.seal(RSA_KEY_NAME, &pem_text)?))
+}
+
+/// Stores the SSF RSA key's text `resealed_rsa_key` made.
+pub async fn store_rsa_key(store: &dyn Store, stored: &str) -> anyhow::Result<()> {
+    Ok(store.set_setting(RSA_KEY_SETTING, stored).await?)
 }
 
 /// The signed SET of an outbox row for `audience`: its claims with `iss` (this node's public

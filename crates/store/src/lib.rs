@@ -400,8 +400,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a stream and its undelivered SETs; `false` if there was none.
     async fn delete_stream(&self, id: &str) -> Result<bool, StoreError>;
     /// Queues a SET for one stream (a verification); `false` if the stream is gone or disabled.
-    async fn queue_stream_set(&self, stream_id: &str, signal: &Signal)
-        -> Result<bool, StoreError>;
+    async fn queue_stream_set(&self, stream_id: &str, signal: &Signal) -> Result<bool, StoreError>;
     /// An RFC 8936 poll: acknowledges `ack` and refuses `errors` (`jti`, error) for good, then
     /// returns at most `max` pending SETs, oldest first, and whether more are pending.
     async fn poll_stream(

@@ -1169,10 +1169,7 @@ macro_rules! store_by_queries {
                 self.queries().issuers().await
             }
 
-            async fn setting(
-                &self,
-                key: &str,
-            ) -> Result<Option<String>, $crate::StoreError> {
+            async fn setting(&self, key: &str) -> Result<Option<String>, $crate::StoreError> {
                 self.intact()?;
                 self.queries().setting(key).await
             }
@@ -1228,7 +1225,9 @@ macro_rules! store_by_queries {
                 max: i64,
             ) -> Result<(Vec<$crate::Delivery>, bool), $crate::StoreError> {
                 self.intact()?;
-                self.queries().poll_stream(stream_id, ack, errors, max).await
+                self.queries()
+                    .poll_stream(stream_id, ack, errors, max)
+                    .await
             }
 
             async fn setting_or_insert(

@@ -154,7 +154,13 @@ where
                 .bind(stream.client_id.as_str())
                 .bind(stream.audience.as_str())
                 .bind(stream.delivery.method.urn())
-                .bind(stream.delivery.endpoint_url.as_ref().map(WebhookUrl::as_str))
+                .bind(
+                    stream
+                        .delivery
+                        .endpoint_url
+                        .as_ref()
+                        .map(WebhookUrl::as_str),
+                )
                 .bind(stream.delivery.authorization_header.as_deref())
                 .bind(to_json(&stream.events_requested))
                 .bind(stream.description.as_str())
@@ -212,7 +218,13 @@ where
         let mut transaction = self.writer.begin().await?;
         let done = sqlx::query::<DB>(&sql)
             .bind(stream.delivery.method.urn())
-            .bind(stream.delivery.endpoint_url.as_ref().map(WebhookUrl::as_str))
+            .bind(
+                stream
+                    .delivery
+                    .endpoint_url
+                    .as_ref()
+                    .map(WebhookUrl::as_str),
+            )
             .bind(stream.delivery.authorization_header.as_deref())
             .bind(to_json(&stream.events_requested))
             .bind(stream.description.as_str())
@@ -350,7 +362,10 @@ where
     }
 }
 
-async fn drop_pending<DB>(connection: &mut DB::Connection, stream_id: &str) -> Result<(), StoreError>
+async fn drop_pending<DB>(
+    connection: &mut DB::Connection,
+    stream_id: &str,
+) -> Result<(), StoreError>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,

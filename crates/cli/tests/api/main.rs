@@ -63,10 +63,10 @@ mod routes;
 mod scripts;
 /// Where secrets must never appear.
 mod secrets;
-/// The SQLite file removed, replaced or made immutable under a running server.
-mod storage;
 /// The Shared Signals transmitter (E11): streams, SETs pushed and polled, verified with the JWKS.
 mod ssf;
+/// The SQLite file removed, replaced or made immutable under a running server.
+mod storage;
 /// Every validation rule's 400.
 mod validation;
 /// Webhooks and the outbox.

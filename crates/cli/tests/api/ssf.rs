@@ -45,10 +45,7 @@ async fn send(
     token: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(token);
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -121,17 +118,28 @@ async fn settle() {
 async fn ssf_routes_need_their_right_and_the_metadata_needs_none() {
     let app = spawn_app_with(quick).await;
     let user = app.actor("user", "USER", &[], &["sp:scopes:all"]).await;
-    let with_right = app.actor("receiver", "USER", &[MANAGE], &["sp:scopes:all"]).await;
+    let with_right = app
+        .actor("receiver", "USER", &[MANAGE], &["sp:scopes:all"])
+        .await;
     let receiver = Receiver::start(vec![], Duration::ZERO).await;
 
-    for path in ["/.well-known/v1/ssf-configuration", "/.well-known/ssf-configuration"] {
+    for path in [
+        "/.well-known/v1/ssf-configuration",
+        "/.well-known/ssf-configuration",
+    ] {
         let metadata: Value = get_json(&app.client, &app.url(path)).await;
         assert_eq!(metadata["spec_version"], "1_0");
         assert_eq!(metadata["issuer"], app.base.as_str());
         assert_eq!(metadata["jwks_uri"], app.url("/ssf/v1/jwks"));
         assert_eq!(metadata["configuration_endpoint"], app.url(STREAMS));
-        assert_eq!(metadata["status_endpoint"], app.url("/ssf/v1/streams/status"));
-        assert_eq!(metadata["verification_endpoint"], app.url("/ssf/v1/streams/verify"));
+        assert_eq!(
+            metadata["status_endpoint"],
+            app.url("/ssf/v1/streams/status")
+        );
+        assert_eq!(
+            metadata["verification_endpoint"],
+            app.url("/ssf/v1/streams/verify")
+        );
         assert_eq!(metadata["delivery_methods_supported"], json!([PUSH, POLL]));
         assert!(metadata["authorization_schemes"]
             .as_array()
@@ -145,15 +153,43 @@ async fn ssf_routes_need_their_right_and_the_metadata_needs_none() {
     assert!(key["n"].as_str().unwrap().len() > 300, "a 2048-bit modulus");
 
     let cases: [(reqwest::Method, &str, Option<Value>); 9] = [
-        (reqwest::Method::POST, STREAMS, Some(push_body(&receiver.url))),
+        (
+            reqwest::Method::POST,
+            STREAMS,
+            Some(push_body(&receiver.url)),
+        ),
         (reqwest::Method::GET, STREAMS, None),
-        (reqwest::Method::PUT, STREAMS, Some(json!({"stream_id": "x"}))),
-        (reqwest::Method::PATCH, STREAMS, Some(json!({"stream_id": "x"}))),
+        (
+            reqwest::Method::PUT,
+            STREAMS,
+            Some(json!({"stream_id": "x"})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            STREAMS,
+            Some(json!({"stream_id": "x"})),
+        ),
         (reqwest::Method::DELETE, "/ssf/v1/streams?stream_id=x", None),
-        (reqwest::Method::GET, "/ssf/v1/streams/status?stream_id=x", None),
-        (reqwest::Method::POST, "/ssf/v1/streams/status", Some(json!({"stream_id": "x", "status": "paused"}))),
-        (reqwest::Method::POST, "/ssf/v1/streams/verify", Some(json!({"stream_id": "x"}))),
-        (reqwest::Method::POST, "/ssf/v1/streams/poll?stream_id=x", Some(json!({}))),
+        (
+            reqwest::Method::GET,
+            "/ssf/v1/streams/status?stream_id=x",
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/ssf/v1/streams/status",
+            Some(json!({"stream_id": "x", "status": "paused"})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/ssf/v1/streams/verify",
+            Some(json!({"stream_id": "x"})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/ssf/v1/streams/poll?stream_id=x",
+            Some(json!({})),
+        ),
     ];
     for (method, path, body) in cases {
         let response = send(&app, method.clone(), path, &user.token, body.clone()).await;
@@ -189,7 +225,13 @@ async fn one_stream_per_client_id_and_ten_per_tenant() {
     let mut tokens = vec![a.token.clone()];
     for n in 0..8 {
         let pat = app
-            .admin_pat(&a.identity.id, &format!("more {n}"), &["sp:scopes:all"], AdminExpiry::Default, false)
+            .admin_pat(
+                &a.identity.id,
+                &format!("more {n}"),
+                &["sp:scopes:all"],
+                AdminExpiry::Default,
+                false,
+            )
             .await;
         tokens.push(app.exchange(&pat.id, &pat.secret).await);
     }
@@ -199,7 +241,14 @@ async fn one_stream_per_client_id_and_ten_per_tenant() {
         let created = create_stream(&app, token, push_body(&receiver.url)).await;
         ids.push(created["stream_id"].as_str().unwrap().to_owned());
     }
-    let response = send(&app, reqwest::Method::POST, STREAMS, &b.token, Some(push_body(&receiver.url))).await;
+    let response = send(
+        &app,
+        reqwest::Method::POST,
+        STREAMS,
+        &b.token,
+        Some(push_body(&receiver.url)),
+    )
+    .await;
     let (status, _, cause) = error_of(response).await;
     assert_eq!(status, 409, "{cause}");
     assert!(cause.contains("10 streams"), "{cause}");
@@ -210,7 +259,14 @@ async fn one_stream_per_client_id_and_ten_per_tenant() {
         .unwrap();
     assert_eq!(all.as_array().unwrap().len(), 10);
     // A deleted stream frees its place.
-    let response = send(&app, reqwest::Method::DELETE, &format!("{STREAMS}?stream_id={}", ids[3]), &app.admin_token, None).await;
+    let response = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("{STREAMS}?stream_id={}", ids[3]),
+        &app.admin_token,
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 204);
     create_stream(&app, &b.token, push_body(&receiver.url)).await;
 }
@@ -224,18 +280,36 @@ async fn a_stream_round_trips_through_create_read_replace_update_and_delete() {
     assert!(is_hex32(&id));
     assert_eq!(created["iss"], app.base.as_str());
     assert_eq!(created["aud"], app.bootstrap.id.as_str());
-    assert_eq!(created["delivery"], json!({"method": PUSH, "endpoint_url": receiver.url}));
-    assert_eq!(created["events_supported"], json!([SESSION_REVOKED, CREDENTIAL_CHANGE]));
-    assert_eq!(created["events_delivered"], json!([SESSION_REVOKED, CREDENTIAL_CHANGE]));
+    assert_eq!(
+        created["delivery"],
+        json!({"method": PUSH, "endpoint_url": receiver.url})
+    );
+    assert_eq!(
+        created["events_supported"],
+        json!([SESSION_REVOKED, CREDENTIAL_CHANGE])
+    );
+    assert_eq!(
+        created["events_delivered"],
+        json!([SESSION_REVOKED, CREDENTIAL_CHANGE])
+    );
     assert_eq!(created["description"], "a test receiver");
     assert!(created.get("updatedAt").is_none());
-    assert!(!created.to_string().contains("receiver-secret"), "never shown back");
+    assert!(
+        !created.to_string().contains("receiver-secret"),
+        "never shown back"
+    );
 
-    let one: Value = send(&app, reqwest::Method::GET, &format!("{STREAMS}?stream_id={id}"), &app.admin_token, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = send(
+        &app,
+        reqwest::Method::GET,
+        &format!("{STREAMS}?stream_id={id}"),
+        &app.admin_token,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(one, created);
     let all: Value = send(&app, reqwest::Method::GET, STREAMS, &app.admin_token, None)
         .await
@@ -261,9 +335,15 @@ async fn a_stream_round_trips_through_create_read_replace_update_and_delete() {
         replaced["delivery"]["endpoint_url"],
         app.url(&format!("/ssf/v1/streams/poll?stream_id={id}"))
     );
-    assert_eq!(replaced["events_requested"], json!([SESSION_REVOKED, "urn:example:unknown"]));
+    assert_eq!(
+        replaced["events_requested"],
+        json!([SESSION_REVOKED, "urn:example:unknown"])
+    );
     assert_eq!(replaced["events_delivered"], json!([SESSION_REVOKED]));
-    assert_eq!(replaced["description"], "", "a replace resets what it leaves out");
+    assert_eq!(
+        replaced["description"], "",
+        "a replace resets what it leaves out"
+    );
     assert!(replaced["updatedAt"].is_string());
 
     let updated: Value = send(
@@ -280,7 +360,11 @@ async fn a_stream_round_trips_through_create_read_replace_update_and_delete() {
     .unwrap();
     assert_eq!(updated["description"], "patched");
     assert_eq!(updated["delivery"]["method"], PUSH);
-    assert_eq!(updated["events_requested"], json!([SESSION_REVOKED, "urn:example:unknown"]), "kept");
+    assert_eq!(
+        updated["events_requested"],
+        json!([SESSION_REVOKED, "urn:example:unknown"]),
+        "kept"
+    );
 
     // What a client sends is bounded and checked.
     let bad = [
@@ -293,20 +377,72 @@ async fn a_stream_round_trips_through_create_read_replace_update_and_delete() {
         json!({"description": "no id"}),
     ];
     for body in bad {
-        let response = send(&app, reqwest::Method::PATCH, STREAMS, &app.admin_token, Some(body.clone())).await;
+        let response = send(
+            &app,
+            reqwest::Method::PATCH,
+            STREAMS,
+            &app.admin_token,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(response.status(), 400, "{body}");
     }
     let private = spawn_app().await;
-    let response = send(&private, reqwest::Method::POST, STREAMS, &private.admin_token, Some(push_body("http://127.0.0.1:9/x"))).await;
+    let response = send(
+        &private,
+        reqwest::Method::POST,
+        STREAMS,
+        &private.admin_token,
+        Some(push_body("http://127.0.0.1:9/x")),
+    )
+    .await;
     let (status, _, cause) = error_of(response).await;
     assert_eq!(status, 400);
     assert!(cause.contains("--webhook-allow-private"), "{cause}");
 
     let delete = format!("{STREAMS}?stream_id={id}");
-    assert_eq!(send(&app, reqwest::Method::DELETE, &delete, &app.admin_token, None).await.status(), 204);
-    assert_eq!(send(&app, reqwest::Method::DELETE, &delete, &app.admin_token, None).await.status(), 404);
-    assert_eq!(send(&app, reqwest::Method::GET, &delete, &app.admin_token, None).await.status(), 404);
-    assert_eq!(send(&app, reqwest::Method::DELETE, STREAMS, &app.admin_token, None).await.status(), 400);
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::DELETE,
+            &delete,
+            &app.admin_token,
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::DELETE,
+            &delete,
+            &app.admin_token,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        send(&app, reqwest::Method::GET, &delete, &app.admin_token, None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::DELETE,
+            STREAMS,
+            &app.admin_token,
+            None
+        )
+        .await
+        .status(),
+        400
+    );
 }
 
 #[tokio::test]
@@ -317,7 +453,14 @@ async fn verification_carries_the_state_and_status_holds_or_drops_events() {
     let id = created["stream_id"].as_str().unwrap().to_owned();
     let audience = app.bootstrap.id.clone();
 
-    let response = send(&app, reqwest::Method::POST, "/ssf/v1/streams/verify", &app.admin_token, Some(json!({"stream_id": id, "state": "s-123"}))).await;
+    let response = send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/verify",
+        &app.admin_token,
+        Some(json!({"stream_id": id, "state": "s-123"})),
+    )
+    .await;
     assert_eq!(response.status(), 204);
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     let claims = pushed(&app, &got[0], &audience).await;
@@ -326,39 +469,115 @@ async fn verification_carries_the_state_and_status_holds_or_drops_events() {
     assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": id}));
     assert!(is_hex32(claims["jti"].as_str().unwrap()));
     assert!(claims["iat"].is_i64());
-    let response = send(&app, reqwest::Method::POST, "/ssf/v1/streams/verify", &app.admin_token, Some(json!({"stream_id": "0123456789abcdef0123456789abcdef"}))).await;
+    let response = send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/verify",
+        &app.admin_token,
+        Some(json!({"stream_id": "0123456789abcdef0123456789abcdef"})),
+    )
+    .await;
     assert_eq!(response.status(), 404);
 
     let status_path = format!("/ssf/v1/streams/status?stream_id={id}");
-    let status: Value = send(&app, reqwest::Method::GET, &status_path, &app.admin_token, None).await.json().await.unwrap();
+    let status: Value = send(
+        &app,
+        reqwest::Method::GET,
+        &status_path,
+        &app.admin_token,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(status, json!({"stream_id": id, "status": "enabled"}));
-    let set_status = |value: &str, reason: Option<&str>| {
-        json!({"stream_id": id, "status": value, "reason": reason})
-    };
+    let set_status = |value: &str, reason: Option<&str>| json!({"stream_id": id, "status": value, "reason": reason});
 
     // Paused: the SET is held, then sent once the stream is enabled again.
-    let paused: Value = send(&app, reqwest::Method::POST, "/ssf/v1/streams/status", &app.admin_token, Some(set_status("paused", Some("maintenance")))).await.json().await.unwrap();
-    assert_eq!(paused, json!({"stream_id": id, "status": "paused", "reason": "maintenance"}));
-    let held = app.create_ok(&app.admin_token, AWARE, json!({"name": "held", "expirationDate": null, "userAwareTokenNeverExpires": true})).await;
+    let paused: Value = send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/status",
+        &app.admin_token,
+        Some(set_status("paused", Some("maintenance"))),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        paused,
+        json!({"stream_id": id, "status": "paused", "reason": "maintenance"})
+    );
+    let held = app
+        .create_ok(
+            &app.admin_token,
+            AWARE,
+            json!({"name": "held", "expirationDate": null, "userAwareTokenNeverExpires": true}),
+        )
+        .await;
     let held_id = held["id"].as_str().unwrap();
-    assert_eq!(app.delete(&app.admin_token, AWARE, held_id).await.status(), 204);
+    assert_eq!(
+        app.delete(&app.admin_token, AWARE, held_id).await.status(),
+        204
+    );
     settle().await;
     assert_eq!(receiver.received().len(), 1, "nothing while paused");
-    send(&app, reqwest::Method::POST, "/ssf/v1/streams/status", &app.admin_token, Some(set_status("enabled", None))).await;
+    send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/status",
+        &app.admin_token,
+        Some(set_status("enabled", None)),
+    )
+    .await;
     let got = receiver.wait_for(2, Duration::from_secs(5)).await;
     let claims = pushed(&app, &got[1], &audience).await;
     assert_eq!(event_type(&claims), SESSION_REVOKED);
     assert_eq!(claims["sub_id"]["id"], held_id);
 
     // Disabled: the SET is dropped, and not sent when the stream is enabled again.
-    send(&app, reqwest::Method::POST, "/ssf/v1/streams/status", &app.admin_token, Some(set_status("disabled", None))).await;
-    let dropped = app.create_ok(&app.admin_token, AWARE, json!({"name": "dropped", "expirationDate": null, "userAwareTokenNeverExpires": true})).await;
-    app.delete(&app.admin_token, AWARE, dropped["id"].as_str().unwrap()).await;
+    send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/status",
+        &app.admin_token,
+        Some(set_status("disabled", None)),
+    )
+    .await;
+    let dropped = app
+        .create_ok(
+            &app.admin_token,
+            AWARE,
+            json!({"name": "dropped", "expirationDate": null, "userAwareTokenNeverExpires": true}),
+        )
+        .await;
+    app.delete(&app.admin_token, AWARE, dropped["id"].as_str().unwrap())
+        .await;
     settle().await;
-    send(&app, reqwest::Method::POST, "/ssf/v1/streams/status", &app.admin_token, Some(set_status("enabled", None))).await;
+    send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/status",
+        &app.admin_token,
+        Some(set_status("enabled", None)),
+    )
+    .await;
     settle().await;
-    assert_eq!(receiver.received().len(), 2, "nothing from while it was disabled");
-    let response = send(&app, reqwest::Method::POST, "/ssf/v1/streams/status", &app.admin_token, Some(set_status("off", None))).await;
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "nothing from while it was disabled"
+    );
+    let response = send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/status",
+        &app.admin_token,
+        Some(set_status("off", None)),
+    )
+    .await;
     assert_eq!(response.status(), 400);
 }
 
@@ -388,19 +607,32 @@ async fn each_kind_of_change_sends_one_set() {
     };
     let mut expected: Vec<(String, String)> = Vec::new();
 
-    let deleted = app.create_ok(&app.admin_token, AWARE, make("deleted")).await;
-    app.delete(&app.admin_token, AWARE, deleted["id"].as_str().unwrap()).await;
-    expected.push((deleted["id"].as_str().unwrap().to_owned(), SESSION_REVOKED.to_owned()));
+    let deleted = app
+        .create_ok(&app.admin_token, AWARE, make("deleted"))
+        .await;
+    app.delete(&app.admin_token, AWARE, deleted["id"].as_str().unwrap())
+        .await;
+    expected.push((
+        deleted["id"].as_str().unwrap().to_owned(),
+        SESSION_REVOKED.to_owned(),
+    ));
 
     let leaked = app.create_ok(&app.admin_token, AWARE, make("leaked")).await;
     report_ok(&app, &reporter, &[leaked["secret"].as_str().unwrap()]).await;
-    expected.push((leaked["id"].as_str().unwrap().to_owned(), SESSION_REVOKED.to_owned()));
+    expected.push((
+        leaked["id"].as_str().unwrap().to_owned(),
+        SESSION_REVOKED.to_owned(),
+    ));
 
-    let rotated = app.create_ok(&app.admin_token, AWARE, make("rotated")).await;
+    let rotated = app
+        .create_ok(&app.admin_token, AWARE, make("rotated"))
+        .await;
     let rotated_id = rotated["id"].as_str().unwrap();
     let response = app
         .client
-        .post(app.url(&format!("/patd/v1/personal-access-tokens/{rotated_id}/rotate")))
+        .post(app.url(&format!(
+            "/patd/v1/personal-access-tokens/{rotated_id}/rotate"
+        )))
         .bearer_auth(&app.admin_token)
         .send()
         .await
@@ -410,7 +642,14 @@ async fn each_kind_of_change_sends_one_set() {
 
     let scoped = app.create_ok(&app.admin_token, AWARE, make("scoped")).await;
     let scoped_id = scoped["id"].as_str().unwrap();
-    let renamed = app.patch(&app.admin_token, AWARE, scoped_id, json!([{"op": "replace", "path": "/name", "value": "renamed"}])).await;
+    let renamed = app
+        .patch(
+            &app.admin_token,
+            AWARE,
+            scoped_id,
+            json!([{"op": "replace", "path": "/name", "value": "renamed"}]),
+        )
+        .await;
     assert_eq!(renamed.status(), 200, "a rename signals nothing");
     let patched = app.patch(&app.admin_token, AWARE, scoped_id, json!([{"op": "replace", "path": "/scope", "value": ["sp:my-personal-access-tokens:read"]}])).await;
     assert_eq!(patched.status(), 200);
@@ -418,7 +657,9 @@ async fn each_kind_of_change_sends_one_set() {
 
     // An access token revoked by its jti: the audit event as the revocation writes it (the
     // target its PAT, details.jti the token), stored through the store with an unchanged PAT.
-    let revoked = app.create_ok(&app.admin_token, AWARE, make("token revoked")).await;
+    let revoked = app
+        .create_ok(&app.admin_token, AWARE, make("token revoked"))
+        .await;
     let revoked_id = patd_core::ids::PatId::parse(revoked["id"].as_str().unwrap()).unwrap();
     let record = app.store.pat(&revoked_id).await.unwrap().unwrap();
     let mut event = patd_core::audit::AuditEvent::new(
@@ -447,11 +688,20 @@ async fn each_kind_of_change_sends_one_set() {
         .await;
     settle().await;
     clock.advance(time::Duration::days(3) + time::Duration::hours(1));
-    expected.push((expiring["id"].as_str().unwrap().to_owned(), SESSION_REVOKED.to_owned()));
+    expected.push((
+        expiring["id"].as_str().unwrap().to_owned(),
+        SESSION_REVOKED.to_owned(),
+    ));
 
-    let got = receiver.wait_for(expected.len(), Duration::from_secs(10)).await;
+    let got = receiver
+        .wait_for(expected.len(), Duration::from_secs(10))
+        .await;
     settle().await;
-    let got = if receiver.received().len() > got.len() { receiver.received() } else { got };
+    let got = if receiver.received().len() > got.len() {
+        receiver.received()
+    } else {
+        got
+    };
     let mut seen = Vec::new();
     let mut jtis = HashSet::new();
     for request in &got {
@@ -504,11 +754,17 @@ async fn polled_sets_come_until_acknowledged_and_never_after() {
     let mut pat_ids = Vec::new();
     for n in 0..3 {
         let pat = app.create_ok(&app.admin_token, AWARE, json!({"name": format!("polled {n}"), "expirationDate": null, "userAwareTokenNeverExpires": true})).await;
-        app.delete(&app.admin_token, AWARE, pat["id"].as_str().unwrap()).await;
+        app.delete(&app.admin_token, AWARE, pat["id"].as_str().unwrap())
+            .await;
         pat_ids.push(pat["id"].as_str().unwrap().to_owned());
     }
 
-    let first = poll(&app, &id, json!({"maxEvents": 2, "returnImmediately": true})).await;
+    let first = poll(
+        &app,
+        &id,
+        json!({"maxEvents": 2, "returnImmediately": true}),
+    )
+    .await;
     let sets = first["sets"].as_object().unwrap();
     assert_eq!(sets.len(), 2);
     assert_eq!(first["moreAvailable"], true);
@@ -525,10 +781,20 @@ async fn polled_sets_come_until_acknowledged_and_never_after() {
     assert_eq!(subjects, oldest, "oldest first");
 
     // Unacknowledged, they come again; acknowledged, never.
-    let again = poll(&app, &id, json!({"maxEvents": 2, "returnImmediately": true})).await;
+    let again = poll(
+        &app,
+        &id,
+        json!({"maxEvents": 2, "returnImmediately": true}),
+    )
+    .await;
     assert_eq!(again["sets"], first["sets"]);
     let acked: Vec<String> = sets.keys().cloned().collect();
-    let after = poll(&app, &id, json!({"ack": acked, "maxEvents": 10, "returnImmediately": true})).await;
+    let after = poll(
+        &app,
+        &id,
+        json!({"ack": acked, "maxEvents": 10, "returnImmediately": true}),
+    )
+    .await;
     let rest = after["sets"].as_object().unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(after["moreAvailable"], false);
@@ -545,16 +811,39 @@ async fn polled_sets_come_until_acknowledged_and_never_after() {
         let url = app.url(&format!("/ssf/v1/streams/poll?stream_id={id}"));
         let token = app.admin_token.clone();
         tokio::spawn(async move {
-            client.post(url).bearer_auth(token).json(&json!({})).send().await.unwrap().json::<Value>().await.unwrap()
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let late = app.create_ok(&app.admin_token, AWARE, json!({"name": "late", "expirationDate": null, "userAwareTokenNeverExpires": true})).await;
-    app.delete(&app.admin_token, AWARE, late["id"].as_str().unwrap()).await;
+    let late = app
+        .create_ok(
+            &app.admin_token,
+            AWARE,
+            json!({"name": "late", "expirationDate": null, "userAwareTokenNeverExpires": true}),
+        )
+        .await;
+    app.delete(&app.admin_token, AWARE, late["id"].as_str().unwrap())
+        .await;
     let answer = waiting.await.unwrap();
     assert_eq!(answer["sets"].as_object().unwrap().len(), 1, "{answer}");
 
-    let bounds = send(&app, reqwest::Method::POST, &format!("/ssf/v1/streams/poll?stream_id={id}"), &app.admin_token, Some(json!({"maxEvents": 1001}))).await;
+    let bounds = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/ssf/v1/streams/poll?stream_id={id}"),
+        &app.admin_token,
+        Some(json!({"maxEvents": 1001})),
+    )
+    .await;
     assert_eq!(bounds.status(), 400);
 }
 
@@ -577,10 +866,7 @@ async fn two_nodes_push_each_set_once_in_order() {
     b.serve(std::future::pending());
     // Both nodes make the database's RSA key at the same moment: one key results, used by both.
     let (a_jwks, b_jwks) = (a.url("/ssf/v1/jwks"), format!("{b_base}/ssf/v1/jwks"));
-    let (a_keys, b_keys) = tokio::join!(
-        get_json(&a.client, &a_jwks),
-        get_json(&a.client, &b_jwks)
-    );
+    let (a_keys, b_keys) = tokio::join!(get_json(&a.client, &a_jwks), get_json(&a.client, &b_jwks));
     assert_eq!(a_keys, b_keys);
     assert_eq!(a_keys["keys"].as_array().unwrap().len(), 1);
     // A slow receiver, so that both nodes look at the outbox while a push is in flight.
@@ -589,7 +875,8 @@ async fn two_nodes_push_each_set_once_in_order() {
     let mut pat_ids = Vec::new();
     for n in 0..5 {
         let pat = a.create_ok(&a.admin_token, AWARE, json!({"name": format!("two nodes {n}"), "expirationDate": null, "userAwareTokenNeverExpires": true})).await;
-        a.delete(&a.admin_token, AWARE, pat["id"].as_str().unwrap()).await;
+        a.delete(&a.admin_token, AWARE, pat["id"].as_str().unwrap())
+            .await;
         pat_ids.push(pat["id"].as_str().unwrap().to_owned());
     }
     let got = receiver.wait_for(5, Duration::from_secs(15)).await;
@@ -602,4 +889,107 @@ async fn two_nodes_push_each_set_once_in_order() {
         subjects.push(claims["sub_id"]["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(subjects, pat_ids, "in order");
+}
+
+/// A key-encryption key written to a file, as `--key-encryption-key-file` reads it.
+fn kek_file(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, patd_server::kek::KeyEncryptionKey) {
+    let bytes: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let path = dir.join(name);
+    std::fs::write(&path, &text).unwrap();
+    (
+        path,
+        patd_server::kek::KeyEncryptionKey::from_base64(&text).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_rsa_key_is_sealed_with_the_kek_and_follows_a_kek_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let (old_path, old) = kek_file(dir.path(), "old.kek");
+    let (new_path, new) = kek_file(dir.path(), "new.kek");
+    let app = spawn_app_full_on(&url, move |config| {
+        config.key_encryption_key = Some(Arc::new(old));
+    })
+    .await;
+    let before: Value = get_json(&app.client, &app.url("/ssf/v1/jwks")).await;
+    let stored = app.store.setting("ssf_rsa_key").await.unwrap().unwrap();
+    assert!(
+        stored.starts_with("sealed:v1:"),
+        "never stored in the clear"
+    );
+    assert!(!stored.contains("PRIVATE KEY"));
+
+    let done = crate::cli::run_json(&[
+        "key",
+        "rotate-kek",
+        "--old",
+        old_path.to_str().unwrap(),
+        "--new",
+        new_path.to_str().unwrap(),
+        "--database",
+        &url,
+    ]);
+    assert_eq!(done["sealedWith"], new.id());
+    let resealed = app.store.setting("ssf_rsa_key").await.unwrap().unwrap();
+    assert!(
+        resealed.contains(new.id()) && resealed != stored,
+        "sealed with the new KEK"
+    );
+    let again = PreparedNode::new(
+        &url,
+        move |config| config.key_encryption_key = Some(Arc::new(new)),
+        |store| store,
+    )
+    .await;
+    let again_base = again.base.clone();
+    again.serve(std::future::pending());
+    let after: Value = get_json(&app.client, &format!("{again_base}/ssf/v1/jwks")).await;
+    assert_eq!(after, before, "the same key, opened with the new KEK");
+}
+
+#[tokio::test]
+async fn with_eddsa_the_sets_are_signed_with_patds_own_keys() {
+    let app = spawn_app_with(|config| {
+        quick(config);
+        config.ssf_signing_alg = patd_server::ssf::SigningAlg::EdDsa;
+    })
+    .await;
+    let receiver = Receiver::start(vec![], Duration::ZERO).await;
+    let created = create_stream(&app, &app.admin_token, push_body(&receiver.url)).await;
+    let jwks: Value = get_json(&app.client, &app.url("/ssf/v1/jwks")).await;
+    let own: Value = get_json(&app.client, &app.url("/.well-known/jwks.json")).await;
+    assert_eq!(jwks, own);
+    send(
+        &app,
+        reqwest::Method::POST,
+        "/ssf/v1/streams/verify",
+        &app.admin_token,
+        Some(json!({"stream_id": created["stream_id"]})),
+    )
+    .await;
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    let header = jsonwebtoken::decode_header(&got[0].body).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["kid"] == header.kid.as_deref().unwrap())
+        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.required_spec_claims = HashSet::new();
+    validation.validate_exp = false;
+    validation.set_audience(&[app.bootstrap.id.as_str()]);
+    validation.set_issuer(&[app.base.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(&got[0].body, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(event_type(&claims), VERIFICATION);
 }

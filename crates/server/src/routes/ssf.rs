@@ -63,7 +63,10 @@ fn may_manage(caller: &Caller) -> Result<(), ApiError> {
 
 /// The poll endpoint of a stream, which its configuration shows as `endpoint_url`.
 fn poll_url(state: &AppState, stream_id: &str) -> String {
-    format!("{}/ssf/v1/streams/poll?stream_id={stream_id}", issuer(state))
+    format!(
+        "{}/ssf/v1/streams/poll?stream_id={stream_id}",
+        issuer(state)
+    )
 }
 
 fn config(state: &AppState, stream: &Stream, updated: bool) -> StreamConfigResponse {
@@ -84,7 +87,10 @@ fn config(state: &AppState, stream: &Stream, updated: bool) -> StreamConfigRespo
             method: stream.delivery.method.urn().to_owned(),
             endpoint_url,
         },
-        events_supported: EVENTS_SUPPORTED.iter().map(|uri| (*uri).to_owned()).collect(),
+        events_supported: EVENTS_SUPPORTED
+            .iter()
+            .map(|uri| (*uri).to_owned())
+            .collect(),
         events_requested: stream.events_requested.clone(),
         events_delivered: stream.events_delivered(),
         description: stream.description.clone(),
@@ -132,10 +138,7 @@ fn metadata(state: &AppState) -> TransmitterMetadata {
         spec_version: "1_0".to_owned(),
         issuer: base.clone(),
         jwks_uri: format!("{base}/ssf/v1/jwks"),
-        delivery_methods_supported: vec![
-            Method::PUSH_URN.to_owned(),
-            Method::POLL_URN.to_owned(),
-        ],
+        delivery_methods_supported: vec![Method::PUSH_URN.to_owned(), Method::POLL_URN.to_owned()],
         configuration_endpoint: format!("{base}/ssf/v1/streams"),
         status_endpoint: format!("{base}/ssf/v1/streams/status"),
         verification_endpoint: format!("{base}/ssf/v1/streams/verify"),
@@ -213,10 +216,7 @@ async fn create(
         id: patd_core::ids::random_hex_id(&mut rand::rng()),
         client_id: caller.pat_id.as_str().to_owned(),
         audience: caller.pat_id.as_str().to_owned(),
-        delivery: delivery(
-            &state,
-            request.delivery.ok_or(Rule::SsfDeliveryRequired)?,
-        )?,
+        delivery: delivery(&state, request.delivery.ok_or(Rule::SsfDeliveryRequired)?)?,
         events_requested: parse_events(request.events_requested)?,
         description: description(request.description)?,
         status: Status::Enabled,
@@ -234,11 +234,7 @@ async fn create(
         }
     }
     tracing::info!(stream_id = %stream.id, "SSF stream created");
-    Ok((
-        StatusCode::CREATED,
-        Json(config(&state, &stream, false)),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(config(&state, &stream, false))).into_response())
 }
 
 /// Read one stream (`stream_id`), or all
@@ -358,7 +354,10 @@ async fn update(
     save(&state, stream).await
 }
 
-async fn save(state: &AppState, mut stream: Stream) -> Result<Json<StreamConfigResponse>, ApiError> {
+async fn save(
+    state: &AppState,
+    mut stream: Stream,
+) -> Result<Json<StreamConfigResponse>, ApiError> {
     stream.updated = patd_core::to_millis(OffsetDateTime::now_utc());
     if !state.store.update_stream(&stream).await? {
         return Err(ApiError::NotFound);
