@@ -325,17 +325,19 @@ async fn update(
             .method
             .unwrap_or_else(|| stream.delivery.method.urn().to_owned());
         let same_method = method == stream.delivery.method.urn();
+        let kept = |value: Option<String>| value.filter(|_| same_method);
         let endpoint_url = change.endpoint_url.or_else(|| {
-            same_method
-                .then(|| stream.delivery.endpoint_url.as_ref())
-                .flatten()
-                .map(|url| url.as_str().to_owned())
+            kept(
+                stream
+                    .delivery
+                    .endpoint_url
+                    .as_ref()
+                    .map(|url| url.as_str().to_owned()),
+            )
         });
-        let authorization_header = change.authorization_header.or_else(|| {
-            same_method
-                .then(|| stream.delivery.authorization_header.clone())
-                .flatten()
-        });
+        let authorization_header = change
+            .authorization_header
+            .or_else(|| kept(stream.delivery.authorization_header.clone()));
         stream.delivery = delivery(
             &state,
             DeliveryRequest {
