@@ -215,6 +215,13 @@ pub fn parse_text(raw: Option<String>, max: usize, rule: Rule) -> Result<Option<
     }
 }
 
+/// Whether `raw` can name a stream or a SET (`stream_id`, `jti`): 32 lowercase hex characters,
+/// as patd makes them. Anything else names nothing, and is never sent to the database (where
+/// PostgreSQL's `text` cannot even hold U+0000).
+pub fn is_id(raw: &str) -> bool {
+    crate::ids::is_hex_id(raw)
+}
+
 /// One stream (SSF 1.0 §8.1.1), owned by the client id (PAT) that created it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stream {

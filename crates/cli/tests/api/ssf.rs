@@ -400,6 +400,73 @@ async fn a_stream_round_trips_through_create_read_replace_update_and_delete() {
     assert_eq!(status, 400);
     assert!(cause.contains("--webhook-allow-private"), "{cause}");
 
+    // An unknown stream is 404 wherever it is named.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let named = [
+        (
+            reqwest::Method::GET,
+            format!("{STREAMS}?stream_id={unknown}"),
+            None,
+        ),
+        (
+            reqwest::Method::PUT,
+            STREAMS.to_owned(),
+            Some(json!({"stream_id": unknown, "delivery": {"method": POLL}})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            STREAMS.to_owned(),
+            Some(json!({"stream_id": unknown})),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/ssf/v1/streams/status?stream_id={unknown}"),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/ssf/v1/streams/status".to_owned(),
+            Some(json!({"stream_id": unknown, "status": "paused"})),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/ssf/v1/streams/poll?stream_id={unknown}"),
+            Some(json!({})),
+        ),
+    ];
+    let named = named.into_iter().chain([
+        // Ids patd never makes name nothing, whatever they hold (U+0000 cannot reach PostgreSQL).
+        (
+            reqwest::Method::GET,
+            format!("{STREAMS}?stream_id=%00"),
+            None,
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{STREAMS}?stream_id=a%00b"),
+            None,
+        ),
+        (
+            reqwest::Method::PATCH,
+            STREAMS.to_owned(),
+            Some(json!({"stream_id": "\u{0}"})),
+        ),
+    ]);
+    for (method, path, body) in named {
+        let response = send(&app, method.clone(), &path, &app.admin_token, body).await;
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    let unreadable = app
+        .client
+        .post(app.url(STREAMS))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/json")
+        .body("{\"delivery\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unreadable.status(), 400);
+
     let delete = format!("{STREAMS}?stream_id={id}");
     assert_eq!(
         send(
@@ -802,6 +869,32 @@ async fn polled_sets_come_until_acknowledged_and_never_after() {
     let last: Vec<String> = rest.keys().cloned().collect();
     let only_ack = poll(&app, &id, json!({"ack": last, "maxEvents": 0})).await;
     assert_eq!(only_ack["sets"], json!({}));
+    // A SET the receiver refuses (setErrs) is not sent again either.
+    let refused = app
+        .create_ok(
+            &app.admin_token,
+            AWARE,
+            json!({"name": "refused", "expirationDate": null, "userAwareTokenNeverExpires": true}),
+        )
+        .await;
+    app.delete(&app.admin_token, AWARE, refused["id"].as_str().unwrap())
+        .await;
+    let pending = poll(&app, &id, json!({"returnImmediately": true})).await;
+    let jti = pending["sets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let errs = json!({"setErrs": {jti.clone(): {"err": "invalid_key", "description": "test"}}, "returnImmediately": true});
+    assert_eq!(poll(&app, &id, errs).await["sets"], json!({}));
+    let junk = json!({"ack": ["\u{0}", "x"], "setErrs": {"\u{0}": {"err": "\u{0}"}}, "returnImmediately": true});
+    assert_eq!(
+        poll(&app, &id, junk).await["sets"],
+        json!({}),
+        "junk jtis are ignored"
+    );
     let empty = poll(&app, &id, json!({"returnImmediately": true})).await;
     assert_eq!(empty, json!({"sets": {}, "moreAvailable": false}));
 
@@ -960,7 +1053,13 @@ async fn with_eddsa_the_sets_are_signed_with_patds_own_keys() {
     })
     .await;
     let receiver = Receiver::start(vec![], Duration::ZERO).await;
-    let created = create_stream(&app, &app.admin_token, push_body(&receiver.url)).await;
+    // No authorization_header: the pushes carry no Authorization.
+    let created = create_stream(
+        &app,
+        &app.admin_token,
+        json!({"delivery": {"method": PUSH, "endpoint_url": receiver.url}}),
+    )
+    .await;
     let jwks: Value = get_json(&app.client, &app.url("/ssf/v1/jwks")).await;
     let own: Value = get_json(&app.client, &app.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks, own);
@@ -973,6 +1072,8 @@ async fn with_eddsa_the_sets_are_signed_with_patds_own_keys() {
     )
     .await;
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].header("authorization"), "");
+    assert_eq!(got[0].header("content-type"), "application/secevent+jwt");
     let header = jsonwebtoken::decode_header(&got[0].body).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));

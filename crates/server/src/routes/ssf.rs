@@ -121,6 +121,9 @@ fn description(raw: Option<String>) -> Result<String, Rule> {
 
 async fn found(state: &AppState, id: Option<&str>) -> Result<Stream, ApiError> {
     let id = id.ok_or(Rule::SsfStreamIdRequired)?;
+    if !patd_core::ssf::is_id(id) {
+        return Err(ApiError::NotFound);
+    }
     state.store.stream(id).await?.ok_or(ApiError::NotFound)
 }
 
@@ -388,7 +391,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     may_manage(&caller)?;
     let id = query.stream_id.ok_or(Rule::SsfStreamIdRequired)?;
-    if state.store.delete_stream(&id).await? {
+    if patd_core::ssf::is_id(&id) && state.store.delete_stream(&id).await? {
         tracing::info!(stream_id = %id, "SSF stream deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -515,10 +518,21 @@ async fn poll(
     {
         return Err(bounds.into());
     }
+    // A jti patd did not make names no SET of this stream; the error code is kept, bounded and
+    // without control characters, as the SET's last error.
+    let ack: Vec<String> = request
+        .ack
+        .into_iter()
+        .filter(|jti| patd_core::ssf::is_id(jti))
+        .collect();
     let errors: Vec<(String, String)> = request
         .set_errs
         .into_iter()
-        .map(|(jti, error)| (jti, patd_core::audit::AuditEvent::bounded(&error.err, 64)))
+        .filter(|(jti, _)| patd_core::ssf::is_id(jti))
+        .map(|(jti, error)| {
+            let code: String = error.err.chars().filter(|c| !c.is_control()).collect();
+            (jti, patd_core::audit::AuditEvent::bounded(&code, 64))
+        })
         .collect();
     // A stream that is not enabled transmits nothing; acknowledgements still count.
     let max = if stream.status == Status::Enabled {
@@ -530,7 +544,7 @@ async fn poll(
     let deadline = tokio::time::Instant::now() + LONG_POLL;
     let (mut pending, mut more) = state
         .store
-        .poll_stream(&stream.id, &request.ack, &errors, max)
+        .poll_stream(&stream.id, &ack, &errors, max)
         .await?;
     while wait && pending.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(LONG_POLL_STEP).await;
