@@ -135,6 +135,10 @@ pub struct ServeArgs {
     /// receivers inside the network).
     #[arg(long, env = "PATD_WEBHOOK_ALLOW_PRIVATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
     pub webhook_allow_private: bool,
+    /// What signs Shared Signals SETs: RS256 (the transmitter's own RSA key, made once per
+    /// database; SailPoint's SDK reads only RSA keys) or EdDSA (patd's access-token keys).
+    #[arg(long, env = "PATD_SSF_SIGNING_ALG", value_name = "ALG", default_value = "RS256", value_parser = patd_server::ssf::SigningAlg::parse)]
+    pub ssf_signing_alg: patd_server::ssf::SigningAlg,
     /// Mail PATs' owners through this SMTP server: `smtp://host:port` (STARTTLS when offered)
     /// or `smtps://host:port`, with user and password in the URL or in PATD_SMTP_PASSWORD.
     #[arg(

@@ -75,7 +75,12 @@ pub async fn key(command: KeyCommand) -> anyhow::Result<()> {
             let old = crate::args::read_kek_file(&old)?;
             let new = crate::args::read_kek_file(&new)?;
             let store = patd_store::connect(&database.database).await?;
+            // The Shared Signals RSA key goes with the signing keys; it is opened first.
+            let ssf_key = patd_server::ssf::resealed_rsa_key(store.as_ref(), &old, &new).await?;
             let sealed = patd_server::keys::rotate_kek(store.as_ref(), &old, &new).await?;
+            if let Some(ssf_key) = ssf_key {
+                patd_server::ssf::store_rsa_key(store.as_ref(), &ssf_key).await?;
+            }
             output::json(&serde_json::json!({ "sealed": sealed, "sealedWith": new.id() }))
         }
         KeyCommand::List { json, database } => {

@@ -177,6 +177,7 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.max_tokens_per_owner = serve_args.max_tokens_per_owner;
     config.lifetime_policy = patd_core::expiry::LifetimePolicy(serve_args.max_pat_lifetime);
     config.webhook_allow_private = serve_args.webhook_allow_private;
+    config.ssf_signing_alg = serve_args.ssf_signing_alg;
     config.audiences = serve_args
         .audiences
         .iter()

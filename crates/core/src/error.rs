@@ -95,6 +95,32 @@ pub enum Rule {
     UnknownIdentity(String),
     #[error("a secret-scanning report may name at most {max} tokens")]
     TooManyReportedTokens { max: usize },
+    #[error("delivery.method must be urn:ietf:rfc:8935 (push) or urn:ietf:rfc:8936 (poll)")]
+    SsfDeliveryMethod,
+    #[error("delivery.endpoint_url must be an http or https URL of at most 2048 characters")]
+    SsfEndpointUrl,
+    #[error("delivery.authorization_header must be 1 to 4096 visible ASCII characters or spaces")]
+    SsfAuthorization,
+    #[error("events_requested must hold at most 32 event type URIs of at most 256 characters")]
+    SsfEvents,
+    #[error("status must be enabled, paused or disabled")]
+    SsfStatus,
+    #[error("description must be at most 256 characters without control characters")]
+    SsfDescription,
+    #[error("reason must be at most 256 characters without control characters")]
+    SsfReason,
+    #[error("state must be at most 256 characters without control characters")]
+    SsfState,
+    #[error("stream_id is required")]
+    SsfStreamIdRequired,
+    #[error("delivery is required")]
+    SsfDeliveryRequired,
+    #[error("this client already has a stream; read it, then update or replace it")]
+    SsfStreamExists,
+    #[error("the tenant already has {max} streams")]
+    SsfTooManyStreams { max: usize },
+    #[error("maxEvents must be between 0 and {max}, and ack and setErrs may name at most {max} SETs each")]
+    SsfPollBounds { max: usize },
 }
 
 impl Rule {

@@ -48,7 +48,7 @@ hex_id!(
     IdentityId
 );
 
-fn is_hex_id(raw: &str) -> bool {
+pub(crate) fn is_hex_id(raw: &str) -> bool {
     raw.len() == 32
         && raw
             .bytes()

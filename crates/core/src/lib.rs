@@ -38,6 +38,8 @@ pub mod rotation;
 pub mod scope;
 /// PAT secrets: generation, the scannable format, digests and constant-time comparison.
 pub mod secret;
+/// Shared Signals: streams, and the Security Event Tokens audit events become.
+pub mod ssf;
 
 pub use error::Rule;
 

@@ -28,6 +28,9 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+/// **[patd]** The Shared Signals transmitter's bodies (EXTENSIONS E11), in the shape of the
+/// models of SailPoint's `shared_signals_framework_ssf` SDK module: snake_case, as SSF 1.0 is.
+pub mod ssf;
 /// Timestamps: printed with millisecond precision and a `Z` suffix; every client date-time read
 /// by one rule (`timestamp::parse`).
 pub mod timestamp;

@@ -33,6 +33,8 @@ pub enum ApiError {
     /// 403: the operation needs this entry in the scope of the calling token's PAT.
     NotInScope(&'static str),
     NotFound,
+    /// 409: the request conflicts with what exists (a Shared Signals stream, SSF 1.0 §8.1.1.1).
+    Conflict(Rule),
     MethodNotAllowed,
     /// 401 on the API, with the text after `error`.
     Unauthorized(String),
@@ -137,6 +139,7 @@ impl ApiError {
             ApiError::Wider(_) => "forbidden: the scope reaches past the calling token",
             ApiError::NotInScope(_) => "forbidden: an entry is missing from the token's scope",
             ApiError::NotFound => "not found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed => "method not allowed",
             ApiError::InvalidRequest(_) => "invalid token request",
             ApiError::UnsupportedGrantType => "unsupported grant type",
@@ -194,6 +197,12 @@ impl IntoResponse for ApiError {
                 "404 Not found",
                 "The server did not find a current representation for the target resource.",
                 None,
+            ),
+            ApiError::Conflict(rule) => dto(
+                StatusCode::CONFLICT,
+                "409 Conflict",
+                "The request conflicts with the current state of the target resource.",
+                Some(rule.to_string()),
             ),
             ApiError::MethodNotAllowed => dto(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -48,6 +48,8 @@ pub mod scanning_keys;
 mod serve;
 /// Use cases shared by the routes and the administration commands.
 mod service;
+/// Shared Signals: the SETs' key and JWK set, signing, and the RFC 8935 push.
+pub mod ssf;
 /// The state every handler sees.
 pub mod state;
 /// HTTPS: the certificate and key, reloaded on SIGHUP.

@@ -1,5 +1,5 @@
-//! Delivers the outbox (EXTENSIONS E7, E8): webhook calls signed the Standard Webhooks way and
-//! owners' mail, each leased by one node at a time, in order per webhook, retried with backoff
+//! Delivers the outbox (EXTENSIONS E7, E8, E11): webhook calls signed the Standard Webhooks
+//! way, owners' mail and pushed Shared Signals SETs (`ssf::push`), each leased by one node at a time, in order per webhook, retried with backoff
 //! and jitter for a day and then marked failed. Webhook targets inside the network are refused
 //! where they resolve, unless `--webhook-allow-private`.
 
@@ -165,9 +165,9 @@ pub(crate) fn deliver_forever(state: AppState) -> anyhow::Result<()> {
 async fn deliver_due(state: &AppState, http: &reqwest::Client, mailer: Option<&Mailer>) {
     let now = OffsetDateTime::now_utc();
     let channels: &[&str] = if mailer.is_some() {
-        &["webhook", "email"]
+        &["webhook", patd_core::ssf::CHANNEL_PUSH, "email"]
     } else {
-        &["webhook"]
+        &["webhook", patd_core::ssf::CHANNEL_PUSH]
     };
     let due = match state.store.due_deliveries(now, channels, BATCH).await {
         Ok(due) => due,
@@ -219,6 +219,9 @@ async fn attempt(
             }
             Err((false, error)) => Err((None, error)),
         },
+        (patd_core::ssf::CHANNEL_PUSH, _) => {
+            crate::ssf::push(state, http, &delivery).await.map(Some)
+        }
         _ => call(state, http, &delivery).await.map(Some),
     };
     let outcome = match result {
@@ -308,7 +311,7 @@ async fn call(
 }
 
 /// A transport failure in a few words, without the URL (it is the webhook's, already known).
-fn describe(err: &reqwest::Error) -> String {
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())
     } else if err.is_connect() {

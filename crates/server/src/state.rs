@@ -79,6 +79,8 @@ pub struct ServerConfig {
     /// The keys trusted to sign leaked-secret reports (`--secret-scanning-keys`); `None`: the
     /// reports route answers 404.
     pub secret_scanning_keys: Option<Arc<crate::scanning_keys::ScanningKeys>>,
+    /// What signs Shared Signals SETs (`--ssf-signing-alg`): RS256 by default.
+    pub ssf_signing_alg: crate::ssf::SigningAlg,
     /// How often revocations of expired access tokens are pruned.
     pub revocation_prune_interval: Duration,
     /// The `aud` of the access tokens minted here (`--audience`); left empty, the public URL.
@@ -121,6 +123,7 @@ impl ServerConfig {
             tls: None,
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             secret_scanning_keys: None,
+            ssf_signing_alg: crate::ssf::SigningAlg::default(),
             audiences: Vec::new(),
             revocation_prune_interval: crate::access::PRUNE_EVERY,
         }
@@ -209,6 +212,8 @@ pub struct Parts {
     pub health: Arc<Health>,
     /// Failed exchanges waiting to be written to the audit trail.
     pub auth_failures: Arc<AuthFailures>,
+    /// The key Shared Signals SETs are signed with.
+    pub ssf: Arc<crate::ssf::SsfKeys>,
 }
 
 impl std::ops::Deref for AppState {
@@ -260,6 +265,7 @@ impl AppState {
             config.outage_grace,
             health.clone(),
         ));
+        let config_ssf_alg = config.ssf_signing_alg;
         let state = AppState(Arc::new(Parts {
             last_used: LastUsedWriter::start(store.clone(), pats.clone()),
             store,
@@ -291,6 +297,7 @@ impl AppState {
             }),
             health,
             auth_failures: Arc::new(AuthFailures::default()),
+            ssf: Arc::new(crate::ssf::SsfKeys::new(config_ssf_alg)),
         }));
         state.flush_auth_failures_forever();
         if state.config.mail.is_some() {

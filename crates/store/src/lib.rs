@@ -13,6 +13,8 @@ mod queries;
 mod sql;
 /// The SQLite backend.
 pub mod sqlite;
+/// Shared Signals streams and their SETs.
+mod ssf;
 
 use async_trait::async_trait;
 use patd_core::audit::{AuditEvent, AuditQuery};
@@ -25,6 +27,7 @@ use patd_core::notify::Webhook;
 use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
 use patd_core::secret::SecretDigest;
+use patd_core::ssf::{Signal, Stream};
 use std::sync::Arc;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -171,7 +174,10 @@ pub struct Delivery {
     /// The `webhook-id` header: the same for every delivery of one message.
     pub message_id: String,
     pub webhook_id: Option<String>,
-    /// `webhook` or `email`.
+    /// The Shared Signals stream of a SET (channels `ssf_push`, `ssf_poll`); its `id` is the
+    /// SET's `jti`.
+    pub stream_id: Option<String>,
+    /// `webhook`, `email`, `ssf_push` or `ssf_poll`.
     pub channel: String,
     /// A mail's address.
     pub recipient: Option<String>,
@@ -207,6 +213,16 @@ pub enum DeliveryOutcome {
         status: Option<u16>,
         error: String,
     },
+}
+
+/// What `Store::insert_stream` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamInsert {
+    Inserted,
+    /// The client id has a stream already: one each.
+    ClientHasOne,
+    /// The tenant has its ten streams.
+    TenantFull,
 }
 
 /// One page of audit events, and the total matching when it was asked for.
@@ -392,6 +408,31 @@ pub trait Store: Send + Sync + 'static {
     async fn set_identity_email(&self, id: &str, email: Option<&str>) -> Result<bool, StoreError>;
     /// Stores `value` under `key`, replacing what was there.
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// The value stored under `key`, if any.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores a new Shared Signals stream, unless its client id has one or the tenant is full;
+    /// of concurrent creates, on any backend, at most ten succeed and one per client id.
+    async fn insert_stream(&self, stream: &Stream) -> Result<StreamInsert, StoreError>;
+    /// Every stream, oldest first.
+    async fn streams(&self) -> Result<Vec<Stream>, StoreError>;
+    async fn stream(&self, id: &str) -> Result<Option<Stream>, StoreError>;
+    /// Writes a stream's delivery, events, description, status and reason (disabled: its held
+    /// SETs are dropped); `false` if there is no such stream.
+    async fn update_stream(&self, stream: &Stream) -> Result<bool, StoreError>;
+    /// Deletes a stream and its undelivered SETs; `false` if there was none.
+    async fn delete_stream(&self, id: &str) -> Result<bool, StoreError>;
+    /// Queues a SET for one stream (a verification); `false` if the stream is gone or disabled.
+    async fn queue_stream_set(&self, stream_id: &str, signal: &Signal) -> Result<bool, StoreError>;
+    /// An RFC 8936 poll: acknowledges `ack` and refuses `errors` (`jti`, error) for good, then
+    /// returns at most `max` pending SETs, oldest first, and whether more are pending.
+    async fn poll_stream(
+        &self,
+        stream_id: &str,
+        ack: &[String],
+        errors: &[(String, String)],
+        max: i64,
+    ) -> Result<(Vec<Delivery>, bool), StoreError>;
 
     /// The PAT, its digest and its owner, for a token exchange.
     async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 /// The setting that turns owners' mail on for a database (its nodes have `--smtp-url`).
 pub(crate) const MAIL_SETTING: &str = "mail";
 
-const DELIVERY_COLUMNS: &str = "id, message_id, webhook_id, channel, recipient, event_type, \
-     payload, status, attempts, created, next_attempt, last_attempt, last_status, last_error, \
-     delivered";
+pub(crate) const DELIVERY_COLUMNS: &str = "id, message_id, webhook_id, stream_id, channel, \
+     recipient, event_type, payload, status, attempts, created, next_attempt, last_attempt, \
+     last_status, last_error, delivered";
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, description, secret, created";
 
@@ -34,7 +34,7 @@ fn webhook_from_row(row: &impl RowAccess) -> Result<Webhook, StoreError> {
     })
 }
 
-fn delivery_from_row(row: &impl RowAccess) -> Result<Delivery, StoreError> {
+pub(crate) fn delivery_from_row(row: &impl RowAccess) -> Result<Delivery, StoreError> {
     let time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
         row.opt_int(column)?
             .map(|at| from_millis(at, column))
@@ -44,6 +44,7 @@ fn delivery_from_row(row: &impl RowAccess) -> Result<Delivery, StoreError> {
         id: row.text("id")?,
         message_id: row.text("message_id")?,
         webhook_id: row.opt_text("webhook_id")?,
+        stream_id: row.opt_text("stream_id")?,
         channel: row.text("channel")?,
         recipient: row.opt_text("recipient")?,
         event_type: row.text("event_type")?,
@@ -60,8 +61,9 @@ fn delivery_from_row(row: &impl RowAccess) -> Result<Delivery, StoreError> {
 }
 
 /// Adds the outbox rows `events` call for, on the transaction that stores them: one per webhook
-/// that wants each event, and one mail to a PAT's owner for the mailed kinds when mail is on
-/// and the owner has an address.
+/// that wants each event, one mail to a PAT's owner for the mailed kinds when mail is on and the
+/// owner has an address, and one SET per Shared Signals stream that takes the event's signal
+/// (in the event's order, so each stream hears of its events in order).
 pub(crate) async fn enqueue<DB>(
     connection: &mut DB::Connection,
     events: &[AuditEvent],
@@ -77,6 +79,17 @@ where
 {
     if !events.iter().any(|event| event.kind.is_notified()) {
         return Ok(());
+    }
+    let signals: Vec<patd_core::ssf::Signal> =
+        events.iter().filter_map(patd_core::ssf::signal).collect();
+    if !signals.is_empty() {
+        let streams = crate::ssf::listeners::<DB>(&mut *connection).await?;
+        for signal in &signals {
+            for stream in streams.iter().filter(|s| s.takes(signal.event_type)) {
+                crate::ssf::queue_set::<DB>(&mut *connection, &stream.id, stream.method, signal)
+                    .await?;
+            }
+        }
     }
     let hooks = sqlx::query::<DB>(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks"))
         .fetch_all(&mut *connection)
@@ -122,6 +135,7 @@ where
                     id: &id,
                     message_id: &format!("msg_{}", event.id),
                     webhook,
+                    stream: None,
                     channel,
                     recipient: recipient.as_deref(),
                     event_type: event.kind.as_str(),
@@ -136,18 +150,19 @@ where
     Ok(())
 }
 
-struct NewDelivery<'a> {
-    id: &'a str,
-    message_id: &'a str,
-    webhook: Option<&'a str>,
-    channel: &'a str,
-    recipient: Option<&'a str>,
-    event_type: &'a str,
-    payload: &'a str,
-    created: i64,
+pub(crate) struct NewDelivery<'a> {
+    pub id: &'a str,
+    pub message_id: &'a str,
+    pub webhook: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub channel: &'a str,
+    pub recipient: Option<&'a str>,
+    pub event_type: &'a str,
+    pub payload: &'a str,
+    pub created: i64,
 }
 
-async fn insert_delivery<DB>(
+pub(crate) async fn insert_delivery<DB>(
     connection: &mut DB::Connection,
     row: NewDelivery<'_>,
 ) -> Result<(), StoreError>
@@ -159,17 +174,18 @@ where
     for<'a> i64: Encode<'a, DB> + Type<DB>,
     for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
 {
-    let p: Vec<String> = (1..=9).map(DB::param).collect();
+    let p: Vec<String> = (1..=10).map(DB::param).collect();
     let sql = format!(
-        "INSERT INTO outbox (id, message_id, webhook_id, channel, recipient, event_type, payload, \
-             status, attempts, created, next_attempt) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+        "INSERT INTO outbox (id, message_id, webhook_id, stream_id, channel, recipient, \
+             event_type, payload, status, attempts, created, next_attempt) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
     );
     sqlx::query::<DB>(&sql)
         .bind(row.id)
         .bind(row.message_id)
         .bind(row.webhook)
+        .bind(row.stream)
         .bind(row.channel)
         .bind(row.recipient)
         .bind(row.event_type)
@@ -343,6 +359,7 @@ where
                 id: &id,
                 message_id: &original.message_id,
                 webhook: Some(webhook_id),
+                stream: None,
                 channel: &original.channel,
                 recipient: original.recipient.as_deref(),
                 event_type: &original.event_type,
@@ -363,8 +380,9 @@ where
         delivery_from_row(&row).map(Some)
     }
 
-    /// Deliveries due at `now` on `channels` and not leased: of each webhook only its oldest
-    /// pending one, so that a webhook hears of its events in order.
+    /// Deliveries due at `now` on `channels` and not leased: of each webhook and each stream
+    /// only its oldest pending one, so that each hears of its events in order; none of a stream
+    /// that is not enabled (a paused one holds its SETs).
     pub(crate) async fn due_deliveries(
         &self,
         now: OffsetDateTime,
@@ -382,6 +400,10 @@ where
                AND o.channel IN ({}) \
                AND (o.webhook_id IS NULL OR o.seq = (SELECT MIN(h.seq) FROM outbox h \
                     WHERE h.webhook_id = o.webhook_id AND h.status = 'pending')) \
+               AND (o.stream_id IS NULL OR (o.seq = (SELECT MIN(h.seq) FROM outbox h \
+                    WHERE h.stream_id = o.stream_id AND h.status = 'pending') \
+                    AND EXISTS (SELECT 1 FROM ssf_streams s WHERE s.id = o.stream_id \
+                    AND s.status = 'enabled'))) \
              ORDER BY o.seq LIMIT {}",
             DB::param(1),
             DB::param(2),

@@ -1311,6 +1311,67 @@ macro_rules! store_by_queries {
                 self.queries().issuers().await
             }
 
+            async fn setting(&self, key: &str) -> Result<Option<String>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().setting(key).await
+            }
+
+            async fn insert_stream(
+                &self,
+                stream: &patd_core::ssf::Stream,
+            ) -> Result<$crate::StreamInsert, $crate::StoreError> {
+                self.intact()?;
+                self.queries().insert_stream(stream).await
+            }
+
+            async fn streams(&self) -> Result<Vec<patd_core::ssf::Stream>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().streams().await
+            }
+
+            async fn stream(
+                &self,
+                id: &str,
+            ) -> Result<Option<patd_core::ssf::Stream>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().stream(id).await
+            }
+
+            async fn update_stream(
+                &self,
+                stream: &patd_core::ssf::Stream,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().update_stream(stream).await
+            }
+
+            async fn delete_stream(&self, id: &str) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().delete_stream(id).await
+            }
+
+            async fn queue_stream_set(
+                &self,
+                stream_id: &str,
+                signal: &patd_core::ssf::Signal,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().queue_stream_set(stream_id, signal).await
+            }
+
+            async fn poll_stream(
+                &self,
+                stream_id: &str,
+                ack: &[String],
+                errors: &[(String, String)],
+                max: i64,
+            ) -> Result<(Vec<$crate::Delivery>, bool), $crate::StoreError> {
+                self.intact()?;
+                self.queries()
+                    .poll_stream(stream_id, ack, errors, max)
+                    .await
+            }
+
             async fn setting_or_insert(
                 &self,
                 key: &str,

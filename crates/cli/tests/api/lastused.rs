@@ -159,6 +159,43 @@ impl Store for CountingStore {
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_setting(key, value).await
     }
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.setting(key).await
+    }
+    async fn insert_stream(
+        &self,
+        stream: &patd_core::ssf::Stream,
+    ) -> Result<patd_store::StreamInsert, StoreError> {
+        self.inner.insert_stream(stream).await
+    }
+    async fn streams(&self) -> Result<Vec<patd_core::ssf::Stream>, StoreError> {
+        self.inner.streams().await
+    }
+    async fn stream(&self, id: &str) -> Result<Option<patd_core::ssf::Stream>, StoreError> {
+        self.inner.stream(id).await
+    }
+    async fn update_stream(&self, stream: &patd_core::ssf::Stream) -> Result<bool, StoreError> {
+        self.inner.update_stream(stream).await
+    }
+    async fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_stream(id).await
+    }
+    async fn queue_stream_set(
+        &self,
+        stream_id: &str,
+        signal: &patd_core::ssf::Signal,
+    ) -> Result<bool, StoreError> {
+        self.inner.queue_stream_set(stream_id, signal).await
+    }
+    async fn poll_stream(
+        &self,
+        stream_id: &str,
+        ack: &[String],
+        errors: &[(String, String)],
+        max: i64,
+    ) -> Result<(Vec<patd_store::Delivery>, bool), StoreError> {
+        self.inner.poll_stream(stream_id, ack, errors, max).await
+    }
     async fn insert_pats(&self, pats: &[NewPat]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert_pats(pats).await

@@ -18,13 +18,13 @@ const REPORTS: &str = "/patd/v1/secret-scanning/reports";
 const EVENTS: &str = "/patd/v1/audit-events";
 
 /// A secret-scanning service: its P-256 key, made by openssl, and the identifier it signs as.
-struct Reporter {
+pub(crate) struct Reporter {
     id: String,
     dir: TempDir,
 }
 
 impl Reporter {
-    fn new(id: &str) -> Reporter {
+    pub(crate) fn new(id: &str) -> Reporter {
         let dir = tempfile::tempdir().unwrap();
         openssl(
             dir.path(),
@@ -86,7 +86,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// The keys document of `reporters`, written to a file in `dir`, in GitHub's shape.
-fn keys_file(dir: &Path, reporters: &[&Reporter]) -> PathBuf {
+pub(crate) fn keys_file(dir: &Path, reporters: &[&Reporter]) -> PathBuf {
     let keys: Vec<Value> = reporters
         .iter()
         .enumerate()
@@ -149,7 +149,7 @@ async fn post_report(
 }
 
 /// Sends `tokens` signed by `reporter` and returns the labels, panicking unless it is a 200.
-async fn report_ok(app: &TestApp, reporter: &Reporter, tokens: &[&str]) -> Vec<Value> {
+pub(crate) async fn report_ok(app: &TestApp, reporter: &Reporter, tokens: &[&str]) -> Vec<Value> {
     let body = report_body(tokens);
     let signature = reporter.sign(&body);
     let response = post_report(

@@ -65,6 +65,8 @@ mod routes;
 mod scripts;
 /// Where secrets must never appear.
 mod secrets;
+/// The Shared Signals transmitter (E11): streams, SETs pushed and polled, verified with the JWKS.
+mod ssf;
 /// The SQLite file removed, replaced or made immutable under a running server.
 mod storage;
 /// Every validation rule's 400.

@@ -19,6 +19,8 @@ mod revoke;
 mod rotate;
 /// `POST /patd/v1/secret-scanning/reports`: leaked-secret reports.
 mod scanning;
+/// The Shared Signals transmitter: metadata, JWK set, streams, status, verify, poll.
+mod ssf;
 /// `/patd/v1/webhooks`: webhooks and their deliveries.
 mod webhooks;
 
@@ -57,6 +59,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
 fn api_serving_metrics(metrics_here: bool) -> OpenApiRouter<AppState> {
     let api = pats::routes(OpenApiRouter::with_openapi(crate::openapi::base()));
     let api = introspect::routes(scanning::routes(revoke::routes(webhooks::routes(api))));
+    let api = ssf::routes(api);
     let api = ops::routes(audit::routes(oauth::routes(rotate::routes(api))))
         .routes(routes!(openapi_document));
     if metrics_here {
