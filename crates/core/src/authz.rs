@@ -151,6 +151,28 @@ impl Caller {
         }
     }
 
+    /// Revoking an access token (EXTENSIONS E10) minted by `client_id` for `owner_id`: the PAT
+    /// that minted it may, and so may a caller that may patch or delete that PAT. When the PAT
+    /// is gone (`pat` is `None`) the owner the token names decides, so that the answer does not
+    /// tell an outsider whether the PAT still exists.
+    pub fn may_revoke_token(
+        &self,
+        client_id: &PatId,
+        owner_id: &IdentityId,
+        pat: Option<&PatRecord>,
+    ) -> bool {
+        if self.pat_id == *client_id {
+            return true;
+        }
+        match pat {
+            Some(pat) => self.may_modify(pat).is_ok(),
+            None => {
+                self.may_manage().is_ok()
+                    && (self.identity_id == *owner_id || self.rights.any_of(MANAGE_OTHERS))
+            }
+        }
+    }
+
     /// Giving a PAT `scope`, for an owner who holds `owner_rights`: a token may give no more than
     /// it holds itself, so a narrowed token cannot mint its way back to its owner's rights. A
     /// token whose scope is `sp:scopes:all` already holds everything a scope can name.

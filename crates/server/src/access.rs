@@ -247,20 +247,37 @@ pub(crate) fn prune_forever(state: AppState, interval: Duration) {
     });
 }
 
-/// Revokes the live access token `live` for `by` (EXTENSIONS E10): allowed to the PAT that
-/// minted it, and to a caller that may patch or delete that PAT. Audited as `token.revoked`
-/// with the `jti`; every node refuses the token from its next check on.
+/// Revokes the access token `token`, whose verified claims are `claims`, for `by` (EXTENSIONS
+/// E10): allowed to the PAT that minted it and to a caller that may patch or delete that PAT
+/// (`Caller::may_revoke_token`), else 400 `unauthorized_client`, whether or not the token is
+/// still live, so that the answer tells no one else which it is. A live token is revoked and
+/// audited as `token.revoked` with its `jti`; every node refuses it from its next check on.
 pub(crate) async fn revoke_token(
     state: &AppState,
-    live: &Live,
+    token: &str,
+    claims: &AccessTokenClaims<'static>,
     by: &Authed,
 ) -> Result<(), ApiError> {
-    let minted_it = by.caller.pat_id == live.pat_id;
-    if !minted_it && by.caller.may_modify(&live.record.pat).is_err() {
+    let (Some(client_id), Some(owner_id)) = (
+        PatId::parse(&claims.client_id),
+        IdentityId::parse(&claims.identity_id),
+    ) else {
+        return Ok(());
+    };
+    let record = state.pats.get(&state.store, &client_id).await?;
+    if !by.caller.may_revoke_token(
+        &client_id,
+        &owner_id,
+        record.as_deref().map(|record| &record.pat),
+    ) {
         return Err(ApiError::UnauthorizedClient(
             "the access token was not issued to this client",
         ));
     }
+    // Already dead (its PAT deleted, expired or rotated, or the token revoked): nothing to do.
+    let Ok(live) = check(state, token).await? else {
+        return Ok(());
+    };
     let (Ok(issued_at), Ok(expires_at)) = (
         OffsetDateTime::from_unix_timestamp(live.claims.iat),
         OffsetDateTime::from_unix_timestamp(live.claims.exp),

@@ -24,13 +24,13 @@ use patd_core::secret::SecretDigest;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
-/// `FROM … WHERE …` of a PAT's revoked tokens still to be listed, `LIMIT` included: binds the
-/// PAT's id, now, its `tokens_valid_after` twice, and the limit.
+/// `FROM … WHERE …` of a PAT's revoked tokens still to be listed: binds the PAT's id, now, and
+/// its `tokens_valid_after` twice.
 fn revoked_rows<DB: Dialect>() -> String {
-    let [pat, now, after_null, after, limit] = params::<DB, 5>();
+    let [pat, now, after_null, after] = params::<DB, 4>();
     format!(
         "FROM revoked_tokens r WHERE r.pat_id = {pat} AND r.expires_at > {now} \
-           AND ({after_null} IS NULL OR r.issued_at >= {after}) LIMIT {limit}"
+           AND ({after_null} IS NULL OR r.issued_at >= {after})"
     )
 }
 
@@ -311,7 +311,12 @@ where
         let Some(mut record) = record else {
             return Ok(None);
         };
-        let sql = format!("SELECT r.jti {}", revoked_rows::<DB>());
+        // Newest first: past the cap the newest are the ones `tokens_valid_after` does not cover.
+        let sql = format!(
+            "SELECT r.jti {} ORDER BY r.issued_at DESC LIMIT {}",
+            revoked_rows::<DB>(),
+            DB::param(5)
+        );
         let valid_after = record.tokens_valid_after.map(millis);
         let rows = sqlx::query::<DB>(&sql)
             .bind(record.pat.id.as_str())
@@ -374,7 +379,6 @@ where
             .bind(millis(OffsetDateTime::now_utc()))
             .bind(valid_after)
             .bind(valid_after)
-            .bind(i64::MAX)
             .fetch_one(&mut *transaction)
             .await?
             .int("total")?;

@@ -382,6 +382,15 @@ async fn an_access_token_is_revoked_by_its_pat_or_a_manager_and_by_no_one_else()
         assert_eq!(bearer_status(&app.base, token).await, 401);
     }
     assert_eq!(bearer_status(&app.base, &fresh).await, 200);
+    // Whether a token is still live is told to no one else: a revoked token gets an outsider,
+    // and a caller with no credentials, the same answers as a live one.
+    for token in [&second, &fresh] {
+        let (status, error) = oauth_error(revoke_as(&app, Auth::None, token).await).await;
+        assert_eq!((status, error.as_str()), (401, "invalid_client"));
+        let outsider = Auth::Basic(mallory.pat.id.as_str(), &mallory.pat.secret);
+        let (status, error) = oauth_error(revoke_as(&app, outsider, token).await).await;
+        assert_eq!((status, error.as_str()), (400, "unauthorized_client"));
+    }
     assert_eq!(
         revoke_as(&app, Auth::Basic(id, secret), "garbage")
             .await

@@ -1128,3 +1128,54 @@ async fn an_access_token_revoked_at_oauth_revoke_sends_session_revoked_with_its_
         json!({"format": "opaque", "id": id, "jti": jti})
     );
 }
+
+#[tokio::test]
+async fn a_stream_moved_to_a_new_endpoint_does_not_take_its_authorization_there() {
+    let app = spawn_app_with(quick).await;
+    let first = Receiver::start(vec![], Duration::ZERO).await;
+    let second = Receiver::start(vec![], Duration::ZERO).await;
+    let created = create_stream(&app, &app.admin_token, push_body(&first.url)).await;
+    let id = created["stream_id"].as_str().unwrap().to_owned();
+    let verify = |state: &'static str| {
+        send(
+            &app,
+            reqwest::Method::POST,
+            "/ssf/v1/streams/verify",
+            &app.admin_token,
+            Some(json!({"stream_id": id, "state": state})),
+        )
+    };
+    assert_eq!(verify("here").await.status(), 204);
+    let got = first.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].header("authorization"), "Bearer receiver-secret");
+    // Only the endpoint changes: the stored Authorization, meant for the first receiver, stays
+    // behind.
+    let moved = send(
+        &app,
+        reqwest::Method::PATCH,
+        STREAMS,
+        &app.admin_token,
+        Some(json!({"stream_id": id, "delivery": {"endpoint_url": second.url}})),
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    assert_eq!(verify("there").await.status(), 204);
+    let got = second.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].header("authorization"), "");
+    // Moved back with a header of its own, it carries that one.
+    let back = send(
+        &app,
+        reqwest::Method::PATCH,
+        STREAMS,
+        &app.admin_token,
+        Some(
+            json!({"stream_id": id, "delivery": {"endpoint_url": first.url,
+                     "authorization_header": "Bearer again"}}),
+        ),
+    )
+    .await;
+    assert_eq!(back.status(), 200);
+    assert_eq!(verify("back").await.status(), 204);
+    let got = first.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(got[1].header("authorization"), "Bearer again");
+}

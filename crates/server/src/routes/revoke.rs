@@ -1,6 +1,6 @@
 //! `POST /oauth/revoke` (RFC 7009; EXTENSIONS E9, E10): whoever holds a PAT's secret can revoke
-//! that PAT with it, and no other credential. The answer is the same whether or not anything was
-//! revoked.
+//! that PAT with it, and no other credential; an access token is revoked by its `jti` for a
+//! client allowed to. The answer is the same whether or not anything was revoked.
 
 use crate::access;
 use crate::error::ApiError;
@@ -22,12 +22,13 @@ pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     api.routes(routes!(revoke))
 }
 
-/// Revoke a personal access token by its secret (RFC 7009)
+/// Revoke a personal access token by its secret, or an access token (RFC 7009)
 ///
 /// `token` is a PAT's secret: if it is live, its PAT is deleted at once, on every node, with no
-/// other credential needed. The answer is 200 with an empty body whether or not the token was
-/// known (RFC 7009 §2.2). Access tokens (JWTs) are not revoked here yet: they get 200 and stay
-/// valid until they expire.
+/// other credential needed. Or it is an access token: the caller authenticates as the PAT that
+/// minted it (HTTP Basic or `client_id`/`client_secret` in the form) or with a bearer token
+/// that may patch or delete that PAT, and the token is refused by every node until its `exp`.
+/// The answer is 200 with an empty body whether or not the token was known (RFC 7009 §2.2).
 #[utoipa::path(
     post,
     path = "/oauth/revoke",
@@ -37,8 +38,11 @@ pub(super) fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "Revoked, or nothing to revoke: the same empty answer",
             headers(("Cache-Control" = String))),
-        (status = 400, description = "invalid_request: the body is not a form, or has no token",
+        (status = 400, description = "invalid_request: the body is not a form, or has no \
+            token; unauthorized_client: the access token is not the caller's to revoke",
             body = OAuthErrorBody, headers(("Cache-Control" = String))),
+        (status = 401, description = "invalid_client: an access token, with no credentials or \
+            bad ones", body = OAuthErrorBody, headers(("Cache-Control" = String))),
         (status = 413, description = "invalid_request: the body is longer than the server \
             accepts (--max-body-size)", body = OAuthErrorBody,
             headers(("Cache-Control" = String))),
@@ -69,15 +73,16 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Respo
     .await?;
     match revocation {
         Revocation::Revoked(_) => {}
-        // An access token is revoked by its `jti` until its `exp`, for a client allowed to. One
-        // patd would refuse anyway (expired, of a deleted PAT, not patd's) has nothing left to
-        // revoke; the answer is the same.
+        // Anything patd signed that has not expired is an access token, revoked by its `jti`
+        // until its `exp`: the caller is authenticated first (RFC 7009 §2.1), and whether the
+        // token is still live is told to no one (a signature and an `exp` anyone can check
+        // offline). Anything else changes nothing.
         Revocation::NotASecret => {
-            if let Ok(live) = access::check(&state, &token).await? {
+            if let Ok(claims) = state.keys.verify(state.store.as_ref(), &token).await {
                 let peer = crate::context::with_request(|context| context.client_ip).flatten();
                 let by = access::client_or_bearer(&state, &headers, client_id, client_secret, peer)
                     .await?;
-                access::revoke_token(&state, &live, &by).await?;
+                access::revoke_token(&state, &token, &claims, &by).await?;
             }
         }
         // A well-formed secret of no live PAT cost a database read: counted, per client address,

@@ -40,6 +40,8 @@ const MAX_POLL: usize = 1000;
 const DEFAULT_POLL: u32 = 100;
 /// How long a poll that may wait (`returnImmediately` false) waits for a first SET.
 const LONG_POLL: Duration = Duration::from_secs(10);
+/// The most SETs signed for one poll answer.
+const SIGNED_PER_POLL: i64 = 100;
 /// How often a waiting poll looks again.
 const LONG_POLL_STEP: Duration = Duration::from_millis(250);
 
@@ -329,6 +331,16 @@ async fn update(
             .unwrap_or_else(|| stream.delivery.method.urn().to_owned());
         let same_method = method == stream.delivery.method.urn();
         let kept = |value: Option<String>| value.filter(|_| same_method);
+        // A stored Authorization goes only where it was meant to go: a new endpoint without
+        // one of its own gets none.
+        let moved = change.endpoint_url.as_deref().is_some_and(|new| {
+            stream
+                .delivery
+                .endpoint_url
+                .as_ref()
+                .map(|url| url.as_str())
+                != Some(new)
+        });
         let endpoint_url = change.endpoint_url.or_else(|| {
             kept(
                 stream
@@ -340,7 +352,7 @@ async fn update(
         });
         let authorization_header = change
             .authorization_header
-            .or_else(|| kept(stream.delivery.authorization_header.clone()));
+            .or_else(|| kept(stream.delivery.authorization_header.clone()).filter(|_| !moved));
         stream.delivery = delivery(
             &state,
             DeliveryRequest {
@@ -535,13 +547,22 @@ async fn poll(
         })
         .collect();
     // A stream that is not enabled transmits nothing; acknowledgements still count.
+    // At most `SIGNED_PER_POLL` are signed for one answer (`moreAvailable` says the rest are
+    // there): each is an RSA signature on this request's worker.
     let max = if stream.status == Status::Enabled {
-        i64::from(max_events)
+        i64::from(max_events).min(SIGNED_PER_POLL)
     } else {
         0
     };
     let wait = max > 0 && !request.return_immediately.unwrap_or(false);
-    let deadline = tokio::time::Instant::now() + LONG_POLL;
+    // The wait ends before the request's own deadline, so an empty poll is answered empty.
+    let waits = LONG_POLL.min(
+        state
+            .config
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1)),
+    );
+    let deadline = tokio::time::Instant::now() + waits;
     let (mut pending, mut more) = state
         .store
         .poll_stream(&stream.id, &ack, &errors, max)
