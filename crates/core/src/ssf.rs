@@ -308,6 +308,13 @@ pub fn signal(event: &AuditEvent) -> Option<Signal> {
             json!({"event_timestamp": timestamp,
                    "reason_admin": reason("the personal access token expired")}),
         ),
+        // Past the PAT's cap of listed revocations every earlier token died with this one
+        // (`earlierTokens`): the subject is then the PAT, as for a deletion.
+        EventType::TokenRevoked if flag(&event.details, "earlierTokens") => (
+            SESSION_REVOKED,
+            json!({"event_timestamp": timestamp,
+                   "reason_admin": reason("the access token and every earlier one of its personal access token were revoked")}),
+        ),
         EventType::TokenRevoked => {
             let jti = event.details.get("jti")?.as_str()?;
             if let Some(members) = subject.as_object_mut() {
@@ -319,6 +326,13 @@ pub fn signal(event: &AuditEvent) -> Option<Signal> {
                        "reason_admin": reason("the access token was revoked")}),
             )
         }
+        // A rotation with `revokeIssuedTokens` ends every token minted before it: for a cache of
+        // tokens that is a revocation, the stronger of the two signals.
+        EventType::PatRotated if flag(&event.details, "revokeIssuedTokens") => (
+            SESSION_REVOKED,
+            json!({"event_timestamp": timestamp,
+                   "reason_admin": reason("the personal access token was rotated and its access tokens revoked")}),
+        ),
         EventType::PatRotated => (
             CREDENTIAL_CHANGE,
             json!({"event_timestamp": timestamp, "credential_type": CREDENTIAL_TYPE,
@@ -337,6 +351,11 @@ pub fn signal(event: &AuditEvent) -> Option<Signal> {
         event_type,
         claims: claims(timestamp, subject, event_type, body),
     })
+}
+
+/// Whether the event's `details` hold `name: true`.
+fn flag(details: &Map<String, Value>, name: &str) -> bool {
+    details.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// The verification SET of a stream (SSF 1.0 §8.1.4.1): its subject is the stream, and `state`
@@ -454,6 +473,29 @@ mod tests {
             found.claims["sub_id"],
             json!({"format": "opaque", "id": "0123456789abcdef0123456789abcdef", "jti": "the-jti"})
         );
+    }
+
+    #[test]
+    fn tokens_that_die_in_bulk_are_signalled_as_revoked_for_the_whole_pat() {
+        let bulk = signal(&event(
+            EventType::TokenRevoked,
+            json!({"jti": "the-jti", "earlierTokens": true}),
+        ))
+        .unwrap();
+        assert_eq!(bulk.event_type, SESSION_REVOKED);
+        assert!(bulk.claims["sub_id"].get("jti").is_none());
+        let rotated = signal(&event(
+            EventType::PatRotated,
+            json!({"revokeIssuedTokens": true}),
+        ))
+        .unwrap();
+        assert_eq!(rotated.event_type, SESSION_REVOKED);
+        let kept = signal(&event(
+            EventType::PatRotated,
+            json!({"revokeIssuedTokens": false}),
+        ))
+        .unwrap();
+        assert_eq!(kept.event_type, CREDENTIAL_CHANGE);
     }
 
     #[test]

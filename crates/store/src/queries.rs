@@ -396,8 +396,15 @@ where
         } else {
             crate::TokenRevoked::Revoked
         };
+        // The event says what happened: past the cap, every earlier token went with this one.
+        let mut event = event.clone();
+        if outcome == crate::TokenRevoked::WithEarlierTokens {
+            event
+                .details
+                .insert("earlierTokens".to_owned(), true.into());
+        }
         notify::<DB>(&mut *transaction, PATS_CHANNEL, pat_id).await?;
-        write_events::<DB>(&mut *transaction, std::slice::from_ref(event)).await?;
+        write_events::<DB>(&mut *transaction, std::slice::from_ref(&event)).await?;
         transaction.commit().await?;
         Ok(outcome)
     }

@@ -475,6 +475,25 @@ async fn past_the_per_pat_cap_a_revocation_ends_every_earlier_token_of_that_pat(
     );
     assert_eq!(bearer_status(&app.base, last).await, 401);
     assert_eq!(bearer_status(&app.base, &kept).await, 401);
+    // The trail says so (and Shared Signals tell it as the whole PAT's tokens revoked).
+    let events: Vec<Value> = app
+        .client
+        .get(app.url(&format!(
+            "/patd/v1/audit-events?filters=type eq \"token.revoked\" and target.id eq \"{id}\"&limit=250"
+        )))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bulk: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["details"]["earlierTokens"] == true)
+        .collect();
+    assert_eq!(bulk.len(), 1, "{events:?}");
+    assert_eq!(bulk[0]["details"]["jti"], decode_part(last, 1)["jti"]);
     // Minted in the same second as the newest revoked token, or later: still good.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = app.exchange(id, secret).await;
