@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use patd_core::authz::Caller;
-use patd_core::exchange::{decide, ExchangeRecord};
+use patd_core::exchange::{decide, ExchangeRecord, Grant};
 use patd_core::ids::{IdentityId, PatId};
 use patd_core::rights::Rights;
 use patd_core::secret::Secret;
@@ -128,12 +128,7 @@ pub(crate) async fn client_or_bearer(
 ) -> Result<Authed, ApiError> {
     if let Some((id, secret)) = basic_credentials(headers).or(form_id.zip(form_secret)) {
         let client = authenticate_client(state, &id, &secret, peer).await?;
-        let grant = decide(
-            Some(&client.record),
-            &client.secret,
-            OffsetDateTime::now_utc(),
-        )
-        .ok_or(ApiError::InvalidClient)?;
+        let grant = client.grant();
         let caller = Caller {
             identity_id: grant.owner.id.clone(),
             pat_id: grant.pat_id.clone(),
@@ -160,10 +155,28 @@ pub(crate) async fn client_or_bearer(
     }
 }
 
-/// A client that proved it holds a live PAT's secret.
+/// A client that proved it holds a live PAT's secret, with what the exchange decided at `at`
+/// (decided once: the digest comparison is the exchange's cost).
 pub(crate) struct Client {
     pub record: Arc<ExchangeRecord>,
-    pub secret: Secret,
+    pub at: OffsetDateTime,
+    rights: Rights,
+    issued_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+}
+
+impl Client {
+    /// The grant decided for this client, borrowing from its record.
+    pub(crate) fn grant(&self) -> Grant<'_> {
+        Grant {
+            pat_id: &self.record.pat.id,
+            owner: &self.record.owner,
+            scope: &self.record.pat.scope,
+            rights: self.rights,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// Authenticates a client by a PAT's id and secret exactly as the token endpoint does: the same
@@ -181,10 +194,18 @@ pub(crate) async fn authenticate_client(
     };
     crate::context::note_client_id(pat_id.as_str());
     let record = state.pats.get(&state.store, &pat_id).await?;
-    let granted = decide(record.as_deref(), &secret, OffsetDateTime::now_utc()).is_some();
-    match record {
-        Some(record) if granted => Ok(Client { record, secret }),
-        record => {
+    let at = OffsetDateTime::now_utc();
+    let decided = decide(record.as_deref(), &secret, at)
+        .map(|grant| (grant.rights, grant.issued_at, grant.expires_at));
+    match (record, decided) {
+        (Some(record), Some((rights, issued_at, expires_at))) => Ok(Client {
+            record,
+            at,
+            rights,
+            issued_at,
+            expires_at,
+        }),
+        (record, _) => {
             state
                 .auth_failures
                 .record(record.as_deref().map(|record| (&pat_id, record)), peer);

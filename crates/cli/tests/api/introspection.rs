@@ -340,18 +340,7 @@ async fn an_access_token_is_revoked_by_its_pat_or_a_manager_and_by_no_one_else()
     let fresh = app.exchange(id, secret).await;
     assert_eq!(bearer_status(&app.base, &fresh).await, 200);
     let jti = decode_part(&alice.token, 1)["jti"].clone();
-    let events: Vec<Value> = app
-        .client
-        .get(app.url(&format!(
-            "/patd/v1/audit-events?filters=type eq \"token.revoked\" and target.id eq \"{id}\""
-        )))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = crate::webhooks::events_about(&app, "token.revoked", id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["details"]["jti"], jti);
     assert_eq!(events[0]["actor"]["id"], alice.identity.id.as_str());
@@ -476,18 +465,7 @@ async fn past_the_per_pat_cap_a_revocation_ends_every_earlier_token_of_that_pat(
     assert_eq!(bearer_status(&app.base, last).await, 401);
     assert_eq!(bearer_status(&app.base, &kept).await, 401);
     // The trail says so (and Shared Signals tell it as the whole PAT's tokens revoked).
-    let events: Vec<Value> = app
-        .client
-        .get(app.url(&format!(
-            "/patd/v1/audit-events?filters=type eq \"token.revoked\" and target.id eq \"{id}\"&limit=250"
-        )))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = crate::webhooks::events_about(&app, "token.revoked", id).await;
     let bulk: Vec<&Value> = events
         .iter()
         .filter(|event| event["details"]["earlierTokens"] == true)

@@ -415,7 +415,7 @@ async fn a_webhook_that_was_deleted_gets_nothing_more() {
 }
 
 /// The audit events of `kind` about PAT `id`.
-async fn events_about(app: &TestApp, kind: &str, id: &str) -> Vec<Value> {
+pub async fn events_about(app: &TestApp, kind: &str, id: &str) -> Vec<Value> {
     app.client
         .get(app.url(&format!(
             "/patd/v1/audit-events?filters=type%20eq%20%22{kind}%22%20and%20target.id%20eq%20%22{id}%22"

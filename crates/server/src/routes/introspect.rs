@@ -32,8 +32,9 @@ pub(crate) struct IntrospectionRequest {
     #[serde(default)]
     #[schema(value_type = String, required = true)]
     token: Option<String>,
-    /// A hint only: every token is looked at as an access token.
+    /// A hint only: every token is looked at as an access token. Read for the document.
     #[serde(default)]
+    #[allow(dead_code)]
     token_type_hint: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
@@ -95,7 +96,6 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Result<R
     let Some(token) = form.token.filter(|token| !token.is_empty()) else {
         return Err(ApiError::InvalidRequest("token is required".to_owned()));
     };
-    let _ = form.token_type_hint;
     let answer = match access::check(&state, &token).await? {
         Ok(live) => {
             let claims = &live.claims;

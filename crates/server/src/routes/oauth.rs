@@ -10,12 +10,12 @@ use crate::openapi::{Always, TooMany};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use patd_core::audit::EventType;
-use patd_core::exchange::{decide, ExchangeRecord};
+use patd_core::exchange::ExchangeRecord;
 use patd_core::ids::PatId;
 use patd_proto::{OAuthErrorBody, OAuthInfo, TokenRequest, TokenResponse};
 use serde_json::Value;
@@ -104,9 +104,7 @@ async fn exchange(
         ));
     };
     let client = authenticate_client(state, &client_id, &client_secret, peer).await?;
-    let now = OffsetDateTime::now_utc();
-    // Decided again on the record authenticated, for the grant's times and rights.
-    let grant = decide(Some(&client.record), &client.secret, now).ok_or(ApiError::InvalidClient)?;
+    let (grant, now) = (client.grant(), client.at);
     let pat_id = grant.pat_id;
     // Only an exchange that authenticated spends the client's request budget: anyone who knows
     // a PAT's id could otherwise spend it for its owner. Failures have limits of their own.
@@ -146,11 +144,10 @@ async fn exchange(
     };
     let body = response_body(&body, &access_token)?;
     let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(crate::routes::introspect::no_store(response))
 }
 
 /// Queues the rare writes a use causes: `lastUsed`, due at most once a day per PAT, and a source

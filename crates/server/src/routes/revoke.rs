@@ -6,12 +6,11 @@ use crate::access;
 use crate::error::ApiError;
 use crate::openapi::{Always, TooMany};
 use crate::ratelimit::FailedClient;
-use crate::routes::introspect::read_form;
+use crate::routes::introspect::{no_store, read_form};
 use crate::service::{revoke_secret, Revocation};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, PRAGMA};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use patd_core::audit::{Actor, EventType};
 use patd_proto::{OAuthErrorBody, RevocationRequest};
@@ -97,9 +96,5 @@ async fn revoke(State(state): State<AppState>, request: Request) -> Result<Respo
             }
         }
     }
-    let mut response = StatusCode::OK.into_response();
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok(no_store(StatusCode::OK.into_response()))
 }
