@@ -4,6 +4,8 @@ Signals transmitter: metadata, JWKS, a push stream to a receiver this script run
 acknowledged SETs are not sent again. Every SET's signature is verified against /ssf/v1/jwks
 with PyJWT (an independent JWT library), with its typ, iss, aud and event type checked."""
 
+import base64
+import datetime
 import http.server
 import json
 import os
@@ -113,6 +115,47 @@ def raw(method, path, token, body=None, content_type="application/json"):
 STATE = {}
 
 
+def report_leak(secret):
+    """A GitHub-style secret-scanning report of `secret`, signed with ECDSA P-256 by the key the
+    server was given (cryptography, not patd, signs)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    body = json.dumps([{"token": secret, "type": "patd_personal_access_token",
+                        "url": "https://github.com/octo/repo/blob/main/ci.yml",
+                        "source": "content"}]).encode()
+    with open(os.environ["PATD_SCAN_KEY"], "rb") as pem:
+        key = serialization.load_pem_private_key(pem.read(), None)
+    signature = base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
+    request = urllib.request.Request(URL + "/patd/v1/secret-scanning/reports", data=body, headers={
+        "Content-Type": "application/json", "Github-Public-Key-Identifier": "sdk-check",
+        "Github-Public-Key-Signature": signature})
+    with urllib.request.urlopen(request) as response:
+        labels = json.loads(response.read())
+    assert labels[0]["label"] == "true_positive", labels
+
+
+def basic(client_id, client_secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+
+
+def exchange(client_id, client_secret):
+    form = b"grant_type=client_credentials"
+    request = urllib.request.Request(URL + "/oauth/token", data=form, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": basic(client_id, client_secret)})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())["access_token"]
+
+
+def revoke_access_token(client_id, client_secret, token):
+    request = urllib.request.Request(URL + "/oauth/revoke", data=f"token={token}".encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": basic(client_id, client_secret)})
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+
+
 @check("ssf: transmitter metadata and JWKS through the SDK's models")
 def metadata():
     with ApiClient(ADMIN) as api_client:
@@ -194,7 +237,8 @@ def verification():
     assert claims["sub_id"] == {"format": "opaque", "id": stream_id}
 
 
-@check("ssf: one SET per change (deleted, revoked by secret, rotated, scope patched), verified")
+@check("ssf: one SET per change (deleted, revoked by secret, rotated, scope patched, leaked, "
+       "access token revoked, expired), verified")
 def changes():
     before = len(Receiver.received)
     with PatApiClient(ADMIN) as pat_client:
@@ -217,11 +261,25 @@ def changes():
                         [{"op": "replace", "path": "/scope", "value": ["sp:my-personal-access-tokens:read"]}],
                         "application/json-patch+json")
         assert status == 200
+        leaked = new("leaked")
+        report_leak(leaked.secret)
+        minted = new("minted")
+        token = exchange(minted.id, minted.secret)
+        revoke_access_token(minted.id, minted.secret, token)
+        # Expires in a few seconds; the server's expiry scan (every 30 s) tells of it.
+        expiring = pats.create_personal_access_token_v1(CreatePersonalAccessTokenRequest(
+            name=f"expiring {uuid.uuid4().hex[:8]}", scope=["sp:scopes:all"],
+            expiration_date=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)))
     expected = [(deleted.id, SESSION_REVOKED), (revoked.id, SESSION_REVOKED),
-                (rotated.id, CREDENTIAL_CHANGE), (scoped.id, CREDENTIAL_CHANGE)]
-    got = pushed(before + len(expected))[before:]
+                (rotated.id, CREDENTIAL_CHANGE), (scoped.id, CREDENTIAL_CHANGE),
+                (leaked.id, SESSION_REVOKED), (minted.id, SESSION_REVOKED),
+                (expiring.id, SESSION_REVOKED)]
+    got = pushed(before + len(expected), within=60.0)[before:]
     seen = [(claims["sub_id"]["id"], event_type(claims)) for claims in got]
     assert seen == expected, seen
+    # The revoked access token is named by its jti; the PATs' own ends name the PAT alone.
+    assert got[5]["sub_id"]["jti"] == jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert all("jti" not in claims["sub_id"] for i, claims in enumerate(got) if i != 5)
     for claims in got:
         body = claims["events"][event_type(claims)]
         assert isinstance(body["event_timestamp"], int)
