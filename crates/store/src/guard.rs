@@ -180,6 +180,7 @@ guarded! {
     touch_session(digest: &WebDigest, at: OffsetDateTime) -> ();
     delete_session(digest: &WebDigest, event: &AuditEvent) -> bool;
     prune_web(sessions_idle_before: OffsetDateTime, sessions_begun_before: OffsetDateTime, links_before: OffsetDateTime, logins_before: OffsetDateTime) -> u64;
+    identity_by_email(email: &str) -> Option<Identity>;
     insert_oidc_login(login: &crate::OidcLogin) -> ();
     take_oidc_login(state_digest: &WebDigest) -> Option<crate::OidcLogin>;
     insert_webhook(hook: &Webhook, event: &AuditEvent) -> ();

@@ -452,6 +452,9 @@ pub trait Store: Send + Sync + 'static {
         links_before: OffsetDateTime,
         logins_before: OffsetDateTime,
     ) -> Result<u64, StoreError>;
+    /// The one identity whose mail address is `email`, ignoring case; `None` when no identity,
+    /// or more than one, has it.
+    async fn identity_by_email(&self, email: &str) -> Result<Option<Identity>, StoreError>;
     async fn insert_oidc_login(&self, login: &OidcLogin) -> Result<(), StoreError>;
     /// Takes (reads and deletes) the login whose state has this digest.
     async fn take_oidc_login(

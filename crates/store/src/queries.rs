@@ -1178,6 +1178,14 @@ macro_rules! store_by_queries {
                     .await
             }
 
+            async fn identity_by_email(
+                &self,
+                email: &str,
+            ) -> Result<Option<patd_core::identity::Identity>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().identity_by_email(email).await
+            }
+
             async fn insert_oidc_login(
                 &self,
                 login: &$crate::OidcLogin,

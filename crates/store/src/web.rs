@@ -4,9 +4,10 @@
 //! the same link at the same moment open one session between them.
 
 use crate::queries::{write_events, Queries};
-use crate::sql::{corrupt, from_millis, millis, Dialect, RowAccess};
+use crate::sql::{corrupt, from_millis, identity_from_row, millis, Dialect, RowAccess};
 use crate::StoreError;
 use patd_core::audit::AuditEvent;
+use patd_core::identity::Identity;
 use patd_core::ids::IdentityId;
 use patd_core::web::{Session, SignInLink, SignInMethod, WebDigest};
 use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
@@ -255,6 +256,29 @@ where
             pruned += DB::rows_affected(&done);
         }
         Ok(pruned)
+    }
+
+    /// The one identity whose mail address is `email`, compared without case (OpenID Connect
+    /// signs people in by their verified address). Two identities with the address: neither,
+    /// since the address then names no one person.
+    pub(crate) async fn identity_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<Identity>, StoreError> {
+        // LOWER on both sides: the same folding on each backend, whatever case was stored.
+        let sql = format!(
+            "SELECT id, name, levels, extra_rights FROM identities \
+             WHERE email IS NOT NULL AND LOWER(email) = LOWER({}) ORDER BY id LIMIT 2",
+            DB::param(1)
+        );
+        let rows = sqlx::query::<DB>(&sql)
+            .bind(email)
+            .fetch_all(self.reader)
+            .await?;
+        match rows.as_slice() {
+            [row] => identity_from_row(row, "").map(Some),
+            _ => Ok(None),
+        }
     }
 
     pub(crate) async fn insert_oidc_login(&self, login: &OidcLogin) -> Result<(), StoreError> {

@@ -131,6 +131,9 @@ impl Store for CountingStore {
     ) -> Result<u64, StoreError> {
         self.inner.prune_web(a, b, c, d).await
     }
+    async fn identity_by_email(&self, email: &str) -> Result<Option<Identity>, StoreError> {
+        self.inner.identity_by_email(email).await
+    }
     async fn insert_oidc_login(&self, login: &patd_store::OidcLogin) -> Result<(), StoreError> {
         self.inner.insert_oidc_login(login).await
     }
