@@ -186,7 +186,9 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
         &serve_args.oidc_client_secret,
     ) {
         (Some(issuer), Some(client_id), Some(client_secret)) => Some(patd_server::OidcConfig {
-            issuer: issuer.trim_end_matches('/').to_owned(),
+            // As given: the ID token's `iss` must equal it exactly, and some providers' issuers
+            // end in a slash.
+            issuer: issuer.clone(),
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
             identity_claim: serve_args.oidc_identity_claim.clone(),

@@ -30,6 +30,19 @@ pub async fn create_identity(
     level: &str,
     rights: &[String],
 ) -> Result<IdentityView, ServiceError> {
+    let identity = create_identity_by(store, Actor::system(CLI), name, level, rights).await?;
+    Ok(convert::identity_view(&identity))
+}
+
+/// As `create_identity`, audited as made by `actor` (OpenID Connect's first sign-in makes one
+/// too): the identity made.
+pub(crate) async fn create_identity_by(
+    store: &dyn Store,
+    actor: Actor,
+    name: &str,
+    level: &str,
+    rights: &[String],
+) -> Result<Identity, ServiceError> {
     let identity = Identity {
         id: IdentityId::generate(&mut rand::rng()),
         name: IdentityName::parse(name)?,
@@ -45,7 +58,7 @@ pub async fn create_identity(
         name: Some(identity.name.as_str().to_owned()),
         owner_id: None,
     };
-    let event = crate::audit::event(EventType::IdentityCreated, Actor::system(CLI), Some(target));
+    let event = crate::audit::event(EventType::IdentityCreated, actor, Some(target));
     match store.insert_identity(&identity, &event).await {
         Err(StoreError::IdentityNameTaken) => {
             return Err(Rule::IdentityNameTaken(identity.name.as_str().to_owned()).into())
@@ -53,7 +66,7 @@ pub async fn create_identity(
         other => other.map_err(ServiceError::from)?,
     }
     crate::audit::committed(&event);
-    Ok(convert::identity_view(&identity))
+    Ok(identity)
 }
 
 /// The options of `patd token create`.

@@ -232,6 +232,8 @@ pub struct Parts {
     pub auth_failures: Arc<AuthFailures>,
     /// The key Shared Signals SETs are signed with.
     pub ssf: Arc<crate::ssf::SsfKeys>,
+    /// The OpenID Connect provider as discovered, when `config.oidc` is set.
+    pub(crate) oidc: Option<Arc<crate::ui::oidc::Oidc>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -284,6 +286,10 @@ impl AppState {
             health.clone(),
         ));
         let config_ssf_alg = config.ssf_signing_alg;
+        let oidc = match config.oidc {
+            Some(_) => Some(Arc::new(crate::ui::oidc::Oidc::new()?)),
+            None => None,
+        };
         let state = AppState(Arc::new(Parts {
             last_used: LastUsedWriter::start(store.clone(), pats.clone()),
             store,
@@ -316,6 +322,7 @@ impl AppState {
             health,
             auth_failures: Arc::new(AuthFailures::default()),
             ssf: Arc::new(crate::ssf::SsfKeys::new(config_ssf_alg)),
+            oidc,
         }));
         state.flush_auth_failures_forever();
         if state.config.mail.is_some() {

@@ -12,6 +12,8 @@
 mod admin;
 /// The stylesheet and the script, embedded in the binary.
 mod assets;
+/// OpenID Connect sign-in: discovery, the authorization request and its callback.
+pub(crate) mod oidc;
 /// Sign-in (links, and the hook OpenID Connect uses), sessions, sign-out, CSRF.
 pub(crate) mod session;
 /// My tokens: the table, create, rename, rotate, delete.
@@ -60,6 +62,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/", get(tokens::list))
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/sign-in", get(session::sign_in_page))
+        .route("/ui/sign-in/oidc", get(oidc::start))
+        .route("/ui/sign-in/oidc/callback", get(oidc::callback))
         .route(
             "/ui/sign-in/link",
             get(session::link_page).post(session::redeem_link),

@@ -276,8 +276,6 @@ fn signed_in(state: &AppState, secret: &WebSecret, to: &str) -> Response {
 
 /// Opens a session for `identity`, signed in by `method` (OpenID Connect's callback), and
 /// answers with its cookie and a redirect to `to`.
-// OpenID Connect's callback is its caller; it lands next.
-#[allow(dead_code)]
 pub(crate) async fn start_session(
     state: &AppState,
     identity: &Identity,
