@@ -18,9 +18,9 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    TokenResponse,
+    DiscoveryError, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 use patd_core::audit::Actor;
 use patd_core::identity::Identity;
@@ -114,7 +114,22 @@ impl Oidc {
             .map_err(|_| Failed::provider("the issuer URL could not be parsed"))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|_| Failed::provider("discovery failed"))?;
+            .map_err(|err| {
+                // The kind of failure is for the operator; the provider's words stay out.
+                Failed::provider(match err {
+                    DiscoveryError::Request(_) => "discovery: the provider could not be reached",
+                    DiscoveryError::Response(..) => {
+                        "discovery: the provider answered with an error or not in JSON"
+                    }
+                    DiscoveryError::Parse(_) => {
+                        "discovery: the document or the JWKS could not be read"
+                    }
+                    DiscoveryError::Validation(_) => {
+                        "discovery: the document's issuer is not --oidc-issuer exactly"
+                    }
+                    _ => "discovery failed",
+                })
+            })?;
         // client_secret_basic is the default (OpenID Connect Discovery §3); client_secret_post
         // only for a provider that offers nothing else of the two.
         let auth_type = match metadata.token_endpoint_auth_methods_supported() {
