@@ -45,6 +45,8 @@ mod limits;
 mod mail;
 /// Many nodes on one PostgreSQL.
 mod nodes;
+/// OpenID Connect sign-in to the web page, against a provider of its own.
+mod oidc;
 /// The OpenAPI document against the router.
 mod openapi;
 /// Health, metrics, logs, TLS and trusted proxies (E3).

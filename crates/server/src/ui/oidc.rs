@@ -1,6 +1,8 @@
-//! OpenID Connect sign-in to the web page: the provider's discovered metadata and keys, the
-//! authorization request (state, nonce, PKCE), and the callback that checks the ID token, finds
-//! (or makes) the identity it names and opens its session.
+//! OpenID Connect sign-in to the web page: discovery, the authorization request, the callback.
+//!
+//! The provider's metadata and keys are discovered once and kept; the authorization request
+//! carries a state, a nonce and a PKCE challenge; the callback checks the ID token, finds (or
+//! makes) the identity it names and opens its session.
 //!
 //! Nothing the provider or the browser sends is logged or shown back: a failure is logged as the
 //! stage it happened at, in words of ours.
