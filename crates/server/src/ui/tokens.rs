@@ -111,7 +111,7 @@ struct NewTokenPage {
 fn scope_choices(visitor: &Visitor, checked: &[String]) -> Vec<ScopeChoice> {
     let mut choices = vec![
         (SCOPE_ALL.to_owned(), "every right you hold, now and later"),
-        (SCOPE_DEFAULT.to_owned(), "the default set"),
+        (SCOPE_DEFAULT.to_owned(), "reads your own tokens"),
         (
             SCOPE_SELF_ROTATE.to_owned(),
             "lets the token rotate its own secret",
