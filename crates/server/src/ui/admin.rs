@@ -4,12 +4,12 @@
 
 use super::session::{Form, Visitor};
 use super::tokens::{row, DeletePage, Row};
-use super::view::{self, Nav};
+use super::view::{self, Nav, PageId, PageQuery};
 use crate::error::ApiError;
 use crate::routes::{audit, pats, webhooks};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use patd_core::audit::{ActorType, EventType};
@@ -77,6 +77,15 @@ const SORTS: [(&str, &str); 8] = [
     ("-expirationDate", "Expiring latest first"),
 ];
 
+/// 400 for a page that shows what was wrong with its query or form, else 200.
+fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// The first cause of a 400 (a filter that does not parse, say), shown above an empty table;
 /// anything else is a page of its own.
 async fn bad_query(err: ApiError, nav: Nav) -> Result<String, Response> {
@@ -91,7 +100,7 @@ async fn bad_query(err: ApiError, nav: Nav) -> Result<String, Response> {
 pub(crate) async fn tokens(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(query): Query<ListQuery>,
+    PageQuery(query): PageQuery<ListQuery>,
 ) -> Response {
     let offset = query.offset();
     let sorters = query
@@ -145,12 +154,7 @@ pub(crate) async fn tokens(
             Err(refused) => return refused,
         },
     }
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    view::render(status, &page)
+    view::render(status_of(&page.error), &page)
 }
 
 struct EventRow {
@@ -178,7 +182,7 @@ struct AuditPage {
 pub(crate) async fn audit(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(query): Query<ListQuery>,
+    PageQuery(query): PageQuery<ListQuery>,
 ) -> Response {
     // The API shows a user the events of their own tokens; this page is the whole trail.
     if !visitor.caller.rights.contains(Right::AuditRead) {
@@ -243,12 +247,7 @@ pub(crate) async fn audit(
             Err(refused) => return refused,
         },
     }
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    view::render(status, &page)
+    view::render(status_of(&page.error), &page)
 }
 
 struct WebhookRow {
@@ -292,11 +291,7 @@ async fn webhooks_page(
         Ok(hooks) => hooks,
         Err(err) => return view::error_page(err, Some(visitor.nav())).await,
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_of(&error);
     let field = |name: &str| {
         form.and_then(|form| form.get(name))
             .unwrap_or("")
@@ -374,7 +369,7 @@ pub(crate) async fn create_webhook(
 pub(crate) async fn delete_webhook_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
     let hooks = match webhooks::list_as(&state, &visitor.caller).await {
         Ok(hooks) => hooks,
@@ -397,7 +392,7 @@ pub(crate) async fn delete_webhook_page(
 pub(crate) async fn delete_webhook(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {

@@ -223,6 +223,10 @@ pub(crate) async fn start(State(state): State<AppState>) -> Response {
     let Some((config, oidc)) = configured(&state) else {
         return view::not_found().await;
     };
+    // Each start stores a login and may call the provider: an address gets so many.
+    if let Err(refused) = session::sign_in_budget(&state).await {
+        return refused;
+    }
     let client = match oidc.provider(&state, config).await {
         Ok(client) => client,
         Err(failed) => return failed.page(),
@@ -284,8 +288,12 @@ pub(crate) async fn callback(
     let Some((config, oidc)) = configured(&state) else {
         return view::not_found().await;
     };
+    if let Err(refused) = session::sign_in_budget(&state).await {
+        return refused;
+    }
     match sign_in(&state, config, oidc, &headers, query.as_deref()).await {
         Ok(Ok(identity)) => {
+            session::end_previous(&state, &headers).await;
             match session::start_session(&state, &identity, SignInMethod::OpenIdConnect, "/ui/")
                 .await
             {

@@ -3,12 +3,12 @@
 //! events are the API's.
 
 use super::session::{Form, Visitor};
-use super::view::{self, Nav};
+use super::view::{self, Nav, PageId};
 use crate::error::ApiError;
 use crate::routes::{pats, rotate};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use patd_core::authz::OwnerParam;
@@ -111,7 +111,7 @@ struct NewTokenPage {
 fn scope_choices(visitor: &Visitor, checked: &[String]) -> Vec<ScopeChoice> {
     let mut choices = vec![
         (SCOPE_ALL.to_owned(), "every right you hold, now and later"),
-        (SCOPE_DEFAULT.to_owned(), "the default set"),
+        (SCOPE_DEFAULT.to_owned(), "reads your own tokens"),
         (
             SCOPE_SELF_ROTATE.to_owned(),
             "lets the token rotate its own secret",
@@ -309,6 +309,19 @@ async fn own(state: &AppState, visitor: &Visitor, id: &str) -> Result<OwnedPat, 
     }
 }
 
+/// The page `make` builds for the caller's PAT `id`, or the error page.
+async fn own_page<T: Template>(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+    make: impl FnOnce(&OwnedPat, Nav) -> T,
+) -> Response {
+    match own(state, visitor, id).await {
+        Ok(owned) => view::render(StatusCode::OK, &make(&owned, visitor.nav())),
+        Err(page) => page,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ui/rename.html")]
 struct RenamePage {
@@ -322,28 +335,23 @@ struct RenamePage {
 pub(crate) async fn rename_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &RenamePage {
-                nav: Some(visitor.nav()),
-                id: owned.pat.id.as_str().to_owned(),
-                current: owned.pat.name.as_str().to_owned(),
-                name: owned.pat.name.as_str().to_owned(),
-                error: None,
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| RenamePage {
+        nav: Some(nav),
+        id: owned.pat.id.as_str().to_owned(),
+        current: owned.pat.name.as_str().to_owned(),
+        name: owned.pat.name.as_str().to_owned(),
+        error: None,
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/rename`: the API's patch with one `replace` of `/name`.
 pub(crate) async fn rename(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {
@@ -385,27 +393,22 @@ struct RotatePage {
 pub(crate) async fn rotate_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &RotatePage {
-                nav: Some(visitor.nav()),
-                id: owned.pat.id.as_str().to_owned(),
-                name: owned.pat.name.as_str().to_owned(),
-                error: None,
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| RotatePage {
+        nav: Some(nav),
+        id: owned.pat.id.as_str().to_owned(),
+        name: owned.pat.name.as_str().to_owned(),
+        error: None,
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/rotate`: the API's rotation; the new secret is shown once.
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {
@@ -451,27 +454,22 @@ pub(crate) struct DeletePage {
 pub(crate) async fn delete_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &DeletePage {
-                nav: Some(visitor.nav()),
-                name: owned.pat.name.as_str().to_owned(),
-                action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
-                cancel: "/ui/",
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| DeletePage {
+        nav: Some(nav),
+        name: owned.pat.name.as_str().to_owned(),
+        action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
+        cancel: "/ui/",
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/delete`: the API's delete; its tokens stop working at once.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {
