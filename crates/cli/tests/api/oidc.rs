@@ -681,3 +681,41 @@ async fn a_login_older_than_ten_minutes_is_refused() {
     assert!(body.contains("<h1>Sign-in not valid</h1>"), "{body}");
     assert!(provider.set(|p| p.token_requests.is_empty()));
 }
+
+#[tokio::test]
+async fn signing_in_again_ends_the_browsers_previous_session() {
+    let provider = FakeProvider::start().await;
+    let app = app_for(&provider, "preferred_username", false).await;
+    app.identity("ivan", "USER", &[]).await;
+    provider.set(|p| p.claims["preferred_username"] = json!("ivan"));
+    let begun = begin(&app, &provider).await;
+    let first = come_back(&app, &begun, "code=c").await;
+    let old = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix("patd_session="))
+        .and_then(|value| value.split(';').next())
+        .unwrap()
+        .to_owned();
+    let begun = begin(&app, &provider).await;
+    let again = browser()
+        .get(app.url(&format!("{CALLBACK}?code=c&state={}", begun.state)))
+        .header(
+            "cookie",
+            format!("patd_sign_in={}; patd_session={old}", begun.state),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in_as(&app, again).await, "ivan");
+    let stale = browser()
+        .get(app.url("/ui/"))
+        .header("cookie", format!("patd_session={old}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    assert_eq!(stale.headers()["location"], "/ui/sign-in");
+}
