@@ -95,6 +95,10 @@ async function startPatd(name, flags = []) {
       }
     };
     child.stderr.on('data', onData);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`patd ${name} did not start: ${error.message}`));
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`patd ${name} exited (${code}) before listening:\n${seen}`));
@@ -161,7 +165,19 @@ async function newContext(server) {
   const context = await browser.newContext({ viewport: DESKTOP, baseURL: server.url });
   context.setDefaultTimeout(10_000);
   const page = await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${page.url()}: ${m.text()}`); });
+  // Console errors (a CSP violation is one), except Chromium's "Failed to load resource" line,
+  // which every 4xx document the checks ask for prints: failed subresources are caught below.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on('requestfinished', async (request) => {
+    if (request.isNavigationRequest() || new URL(request.url()).pathname === '/favicon.ico') return;
+    const response = await request.response();
+    if (response && response.status() >= 400) consoleErrors.push(`${page.url()}: ${request.url()} answered ${response.status()}`);
+  });
+  page.on('requestfailed', (request) => {
+    if (!request.isNavigationRequest() && new URL(request.url()).pathname !== '/favicon.ico') consoleErrors.push(`${page.url()}: ${request.url()} failed: ${request.failure()?.errorText}`);
+  });
   page.on('pageerror', (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
   // The last document the main frame received, for the header check.
   page.on('response', (r) => {
@@ -507,7 +523,7 @@ try {
   await check('every page sends the contract\'s CSP, Cache-Control, Referrer-Policy, nosniff', async () => {
     expect(headerProblems.length === 0, `${headerProblems.length} problem(s)\n${[...new Set(headerProblems)].join('\n')}`);
   });
-  await check('no console error or CSP violation on any page', async () => {
+  await check('no console error, CSP violation or failed subresource on any page', async () => {
     expect(consoleErrors.length === 0, `${consoleErrors.length} error(s)\n${consoleErrors.join('\n')}`);
   });
 } catch (error) {
