@@ -520,10 +520,14 @@ try {
     const missing = PAGES.filter((key) => !shots.has(key));
     expect(missing.length === 0, `none of ${missing.join(', ')}`);
   });
+  // These two hold only for the pages seen, so they fail unless every page was.
+  const unseen = () => PAGES.filter((key) => !shots.has(key));
   await check('every page sends the contract\'s CSP, Cache-Control, Referrer-Policy, nosniff', async () => {
+    expect(unseen().length === 0, `not every page was reached: no ${unseen().join(', ')}`);
     expect(headerProblems.length === 0, `${headerProblems.length} problem(s)\n${[...new Set(headerProblems)].join('\n')}`);
   });
   await check('no console error, CSP violation or failed subresource on any page', async () => {
+    expect(unseen().length === 0, `not every page was reached: no ${unseen().join(', ')}`);
     expect(consoleErrors.length === 0, `${consoleErrors.length} error(s)\n${consoleErrors.join('\n')}`);
   });
 } catch (error) {
