@@ -277,6 +277,8 @@ try {
     const response = await anon.page.goto('/ui/sign-in');
     expectEqual(response.status(), 200, 'status');
     await expectPage(anon.page, 'Sign in', '/ui/sign-in');
+    // OpenID Connect is not configured on this server: no link to it (the oidc check will add one).
+    expectEqual(await anon.page.locator('a#oidc-sign-in').count(), 0, 'a#oidc-sign-in links');
     await snapshot(anon.page, 'sign-in');
   });
   await anon.context.close();
@@ -495,6 +497,8 @@ try {
   }
   await alice.context.close();
 
+  // A later `oidc` step goes here: start oidc-provider on 127.0.0.1:0, then
+  // startPatd('oidc', [...the --oidc-* flags]) and sign in through a#oidc-sign-in.
   await check('an idle session ends: --session-idle-timeout 2s, 3 s idle, /ui/ → /ui/sign-in', async () => {
     const idle = await startPatd('idle', ['--session-idle-timeout', '2s']);
     const { context, page: idlePage } = await newContext(idle);
