@@ -250,6 +250,10 @@ async function signIn(page, server, identity, { landingKey, tokensKey } = {}) {
 function row(page, id) {
   return page.locator(`#tokens tr[data-id="${id}"]`);
 }
+// A row's first cell, the name (a `th scope="row"` on the pages).
+async function nameCell(page, id) {
+  return (await row(page, id).locator('th, td').first().textContent())?.trim();
+}
 async function readSecretPage(page) {
   await expectPage(page, 'Copy your new token now');
   const id = (await page.locator('#client-id').textContent())?.trim();
@@ -299,14 +303,17 @@ try {
     for (const [name, href] of [['Your tokens', '/ui/'], ['All tokens', '/ui/admin/tokens'], ['Audit log', '/ui/admin/audit'], ['Webhooks', '/ui/admin/webhooks']]) {
       expectEqual(await nav.getByRole('link', { name, exact: true }).getAttribute('href'), href, `nav link ${name}`);
     }
-    expect(await nav.locator('form#sign-out').getByRole('button', { name: 'Sign out' }).count() === 1, 'no form#sign-out with a "Sign out" button');
+    // The pages put form#sign-out beside the nav, in the header.
+    expect(await page.locator('header form#sign-out').getByRole('button', { name: 'Sign out' }).count() === 1, 'no form#sign-out with a "Sign out" button');
   });
-  await check('new token: an empty name is refused with 400 and the cause', async () => {
+  await check('new token: a name taken ("bootstrap") is refused with 400 and the cause', async () => {
     needs('signedIn', 'sign in by link as admin');
     await navigateBy(page, page.locator('a#new-token'));
     expectEqual(new URL(page.url()).pathname, '/ui/tokens/new', 'New token leads to');
     await snapshot(page, 'new-token');
-    await page.getByLabel('Name', { exact: true }).fill('');
+    // The field is `required`, so the browser itself stops an empty name: a taken one reaches the
+    // server's rule (the bootstrap PAT is admin's `bootstrap`).
+    await page.getByLabel('Name', { exact: true }).fill('bootstrap');
     const response = await navigateBy(page, page.getByRole('button', { name: 'Create token' }));
     expectEqual(response.status(), 400, 'status');
     const error = page.locator('p.error[role="alert"]');
@@ -363,8 +370,7 @@ try {
     const response = await navigateBy(page, page.getByRole('button', { name: 'Rename', exact: true }));
     expectEqual(await firstStatus(response), 303, 'status');
     await expectPage(page, 'Your tokens', '/ui/');
-    const cells = await row(page, token.id).locator('td').allTextContents();
-    expectEqual(cells[0]?.trim(), 'ui-check-renamed', 'the first cell');
+    expectEqual(await nameCell(page, token.id), 'ui-check-renamed', 'the name cell');
     token.name = 'ui-check-renamed';
   });
   await check('rotate it: the new secret exchanges, the old one (grace 0) does not', async () => {
@@ -438,7 +444,7 @@ try {
       expect((await response.text()).includes('Not allowed'), `${what}: no "Not allowed" in the body`);
     }
     await page.goto('/ui/');
-    const names = await page.locator('#tokens tr td:first-child').allTextContents();
+    const names = await page.locator('#tokens tbody tr > :first-child').allTextContents();
     expect(!names.some((n) => n.trim() === 'no-csrf'), 'a token "no-csrf" was created');
   });
   await check('sign out: the sign-out page, "Sign out" → /ui/sign-in; the old cookie then gets 303', async () => {
@@ -447,7 +453,7 @@ try {
     const opened = await page.goto('/ui/sign-out');
     expectEqual(opened.status(), 200, 'GET /ui/sign-out status');
     await snapshot(page, 'sign-out');
-    const response = await navigateBy(page, page.locator('main form[action="/ui/sign-out"], form#sign-out').first().getByRole('button', { name: 'Sign out' }));
+    const response = await navigateBy(page, page.locator('main form[action="/ui/sign-out"]').getByRole('button', { name: 'Sign out' }));
     expectEqual(await firstStatus(response), 303, 'POST /ui/sign-out status');
     await expectPage(page, 'Sign in', '/ui/sign-in');
     const left = (await admin.context.cookies(main.url)).filter((c) => c.name === 'patd_session' && c.value);
