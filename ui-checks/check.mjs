@@ -39,7 +39,7 @@ const HEADERS = {
 const PAGES = [
   'sign-in', 'link-landing', 'link-not-valid', 'tokens', 'tokens-empty', 'new-token',
   'new-token-error', 'secret', 'rename', 'rotate', 'delete', 'sign-out', 'admin-tokens',
-  'admin-audit', 'admin-webhooks', 'not-allowed',
+  'admin-audit', 'admin-webhooks', 'webhook-secret', 'webhook-delete', 'not-allowed',
 ];
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 800 };
@@ -429,6 +429,29 @@ try {
       await snapshot(page, key);
     });
   }
+  await check('admin adds a webhook (its secret shown once) and deletes it through the confirmation', async () => {
+    needs('signedIn', 'sign in by link as admin');
+    const hook = 'https://hooks.example.com/patd-ui-check';
+    await page.goto('/ui/admin/webhooks');
+    await page.getByLabel('URL', { exact: true }).fill(hook);
+    const events = page.locator('input[type="checkbox"][name="event"]');
+    if ((await events.count()) > 0) await events.first().check();
+    const added = await navigateBy(page, page.getByRole('button', { name: /^Add/ }));
+    expectEqual(added.status(), 200, 'status');
+    expect(/secret/i.test(await h1(page)), `h1 ${JSON.stringify(await h1(page))}`);
+    expect(/\S/.test(await page.locator('#webhook-secret').textContent()), 'no #webhook-secret');
+    await snapshot(page, 'webhook-secret');
+    await page.goto('/ui/admin/webhooks');
+    const hookRow = page.locator('#webhooks tbody tr', { hasText: hook });
+    expectEqual(await hookRow.count(), 1, 'rows for the new webhook');
+    await navigateBy(page, hookRow.getByRole('link', { name: /^Delete/ }));
+    expect((await h1(page)).startsWith('Delete'), `h1 ${JSON.stringify(await h1(page))}`);
+    await snapshot(page, 'webhook-delete');
+    const response = await navigateBy(page, page.locator('main').getByRole('button', { name: 'Delete', exact: true }));
+    expectEqual(await firstStatus(response), 303, 'status');
+    expectEqual(new URL(page.url()).pathname, '/ui/admin/webhooks', 'after delete');
+    expectEqual(await page.locator('#webhooks tbody tr', { hasText: hook }).count(), 0, 'rows for the deleted webhook');
+  });
   await check('a form POST without its csrf field (or a wrong one) → 403, no token created', async () => {
     needs('signedIn', 'sign in by link as admin');
     const cookie = await cookieHeader(admin.context, main);
