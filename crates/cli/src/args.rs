@@ -193,6 +193,26 @@ pub struct ServeArgs {
     /// for 5 seconds, weighed by its size, the least used dropped past this; 0 turns it off.
     #[arg(long, env = "PATD_LIST_CACHE_SIZE", value_name = "BYTES", default_value = "67108864", value_parser = parse_cache_size)]
     pub list_cache_size: u64,
+    /// The web page: a signed-in session unused this long is over.
+    #[arg(long, env = "PATD_SESSION_IDLE_TIMEOUT", value_name = "DURATION", default_value = "8h", value_parser = parse_duration)]
+    pub session_idle_timeout: Duration,
+    /// The web page's OpenID Connect provider (its issuer URL); with --oidc-client-id and
+    /// --oidc-client-secret, the sign-in page offers it.
+    #[arg(long, env = "PATD_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+    /// patd's client id at the provider.
+    #[arg(long, env = "PATD_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// patd's client secret at the provider (better given through the environment).
+    #[arg(long, env = "PATD_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The ID token claim that names the identity: `email` (matched to the identity's mail
+    /// address, then its name; only when `email_verified`) or any other (matched to its name).
+    #[arg(long, env = "PATD_OIDC_IDENTITY_CLAIM", default_value = "email")]
+    pub oidc_identity_claim: String,
+    /// Create an unknown person as a new USER identity on first sign-in.
+    #[arg(long, env = "PATD_OIDC_AUTO_CREATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub oidc_auto_create: bool,
     #[command(flatten)]
     pub kek: KekArgs,
     /// Log lines as `text` (coloured only when stderr is a terminal) or `json` (one object per
@@ -377,6 +397,19 @@ pub enum IdentityCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Print a one-time link that signs the identity in to the web page.
+    SignInLink {
+        /// The identity: its name or id.
+        identity: String,
+        /// How long the link works (at most 24h).
+        #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+        valid: Duration,
+        /// The server's public URL, which the link starts with.
+        #[arg(long, env = "PATD_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+        public_url: String,
         #[command(flatten)]
         database: DatabaseArg,
     },

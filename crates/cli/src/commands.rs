@@ -35,6 +35,17 @@ pub async fn identity(command: IdentityCommand) -> anyhow::Result<()> {
                 Ok(output::line(&identity_table(&identities))?)
             }
         }
+        IdentityCommand::SignInLink {
+            identity,
+            valid,
+            public_url,
+            database,
+        } => {
+            let store = patd_store::connect(&database.database).await?;
+            let url =
+                admin::sign_in_link(store.as_ref(), &identity, Some(valid), &public_url).await?;
+            Ok(output::line(&url)?)
+        }
     }
 }
 

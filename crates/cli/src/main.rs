@@ -178,6 +178,22 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.lifetime_policy = patd_core::expiry::LifetimePolicy(serve_args.max_pat_lifetime);
     config.webhook_allow_private = serve_args.webhook_allow_private;
     config.ssf_signing_alg = serve_args.ssf_signing_alg;
+    config.session_policy.idle = time::Duration::try_from(serve_args.session_idle_timeout)
+        .map_err(|_| anyhow::anyhow!("--session-idle-timeout is too long"))?;
+    config.oidc = match (
+        &serve_args.oidc_issuer,
+        &serve_args.oidc_client_id,
+        &serve_args.oidc_client_secret,
+    ) {
+        (Some(issuer), Some(client_id), Some(client_secret)) => Some(patd_server::OidcConfig {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            identity_claim: serve_args.oidc_identity_claim.clone(),
+            auto_create: serve_args.oidc_auto_create,
+        }),
+        _ => None,
+    };
     config.audiences = serve_args
         .audiences
         .iter()

@@ -27,10 +27,14 @@ pub enum EventType {
     WebhookCreated,
     WebhookDeleted,
     TokenRevoked,
+    /// A person signed in to the web page (EXTENSIONS E12).
+    SessionCreated,
+    /// A person signed out of the web page.
+    SessionEnded,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::PatCreated,
         EventType::PatUpdated,
         EventType::PatDeleted,
@@ -45,6 +49,8 @@ impl EventType {
         EventType::WebhookCreated,
         EventType::WebhookDeleted,
         EventType::TokenRevoked,
+        EventType::SessionCreated,
+        EventType::SessionEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ impl EventType {
             EventType::WebhookCreated => "webhook.created",
             EventType::WebhookDeleted => "webhook.deleted",
             EventType::TokenRevoked => "token.revoked",
+            EventType::SessionCreated => "session.created",
+            EventType::SessionEnded => "session.ended",
         }
     }
 
@@ -70,9 +78,16 @@ impl EventType {
         EventType::ALL.into_iter().find(|kind| kind.as_str() == raw)
     }
 
-    /// Whether webhooks hear of it (EXTENSIONS E7): every kind but the two that come in floods.
+    /// Whether webhooks hear of it (EXTENSIONS E7): every kind but the two that come in floods and
+    /// the web page's sign-ins and sign-outs, which are about people, not tokens.
     pub fn is_notified(self) -> bool {
-        !matches!(self, EventType::AuthFailed | EventType::PatUsed)
+        !matches!(
+            self,
+            EventType::AuthFailed
+                | EventType::PatUsed
+                | EventType::SessionCreated
+                | EventType::SessionEnded
+        )
     }
 
     /// Whether the PAT's owner is mailed about it (EXTENSIONS E8).

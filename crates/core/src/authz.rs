@@ -11,8 +11,9 @@ use crate::Rule;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub identity_id: IdentityId,
-    /// The PAT the calling token was minted from.
-    pub pat_id: PatId,
+    /// The PAT the calling token was minted from; `None` for a person signed in to the web
+    /// page (EXTENSIONS E12), who acts with the identity's own rights and no token.
+    pub pat_id: Option<PatId>,
     /// Whether that PAT's scope holds `patd:self-rotate` now.
     pub self_rotate: bool,
     pub rights: Rights,
@@ -161,7 +162,7 @@ impl Caller {
         owner_id: &IdentityId,
         pat: Option<&PatRecord>,
     ) -> bool {
-        if self.pat_id == *client_id {
+        if self.pat_id.as_ref() == Some(client_id) {
             return true;
         }
         match pat {
@@ -228,7 +229,7 @@ mod tests {
         let me = IdentityId::generate(&mut rand::rng());
         let other = IdentityId::generate(&mut rand::rng());
         let caller = |rights: Rights| Caller {
-            pat_id: PatId::generate(&mut rand::rng()),
+            pat_id: Some(PatId::generate(&mut rand::rng())),
             self_rotate: false,
             identity_id: me.clone(),
             rights,
@@ -266,7 +267,7 @@ mod tests {
         let me = IdentityId::generate(&mut rand::rng());
         let other = IdentityId::generate(&mut rand::rng());
         let caller = |rights: Rights| Caller {
-            pat_id: PatId::generate(&mut rand::rng()),
+            pat_id: Some(PatId::generate(&mut rand::rng())),
             self_rotate: false,
             identity_id: me.clone(),
             rights,
@@ -311,7 +312,7 @@ mod tests {
         };
         let admin = Level::OrgAdmin.rights();
         let narrowed = |rights: &[Right]| Caller {
-            pat_id: PatId::generate(&mut rand::rng()),
+            pat_id: Some(PatId::generate(&mut rand::rng())),
             self_rotate: false,
             identity_id: IdentityId::generate(&mut rand::rng()),
             rights: rights.iter().copied().collect(),

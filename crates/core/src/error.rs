@@ -7,6 +7,8 @@ use thiserror::Error;
 /// A rule of the contract that an input broke.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Rule {
+    #[error("a sign-in link must be valid for at least one second and at most 24 hours")]
+    SignInLinkValidity,
     #[error("name is required")]
     NameRequired,
     #[error("name must not be blank")]

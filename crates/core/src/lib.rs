@@ -40,6 +40,8 @@ pub mod scope;
 pub mod secret;
 /// Shared Signals: streams, and the Security Event Tokens audit events become.
 pub mod ssf;
+/// The web page's sign-in links, sessions and CSRF tokens.
+pub mod web;
 
 pub use error::Rule;
 

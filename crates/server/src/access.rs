@@ -98,7 +98,7 @@ impl Live {
     pub(crate) fn caller(&self) -> Caller {
         Caller {
             identity_id: self.identity_id.clone(),
-            pat_id: self.pat_id.clone(),
+            pat_id: Some(self.pat_id.clone()),
             self_rotate: self.record.pat.scope.allows_self_rotation(),
             rights: Rights::from_names(self.claims.rights.iter().map(AsRef::as_ref)),
             whole_scope: self
@@ -131,7 +131,7 @@ pub(crate) async fn client_or_bearer(
         let grant = client.grant();
         let caller = Caller {
             identity_id: grant.owner.id.clone(),
-            pat_id: grant.pat_id.clone(),
+            pat_id: Some(grant.pat_id.clone()),
             self_rotate: grant.scope.allows_self_rotation(),
             rights: grant.rights,
             whole_scope: grant

@@ -152,6 +152,33 @@ pub async fn create_token(
     .await
 }
 
+/// `patd identity sign-in-link`: a one-time link that signs `who` (an identity id or name) in to
+/// the web page, valid for `valid` (default 15 minutes). Only its digest is stored; the URL
+/// returned is the one place its secret appears.
+pub async fn sign_in_link(
+    store: &dyn Store,
+    who: &str,
+    valid: Option<std::time::Duration>,
+    public_url: &str,
+) -> Result<String, ServiceError> {
+    let identity = find_identity(store, who).await?;
+    let valid = valid
+        .map(|valid| time::Duration::try_from(valid).map_err(|_| Rule::SignInLinkValidity))
+        .transpose()?;
+    let (link, secret) = patd_core::web::plan_link(
+        identity.id.clone(),
+        valid,
+        OffsetDateTime::now_utc(),
+        &mut rand::rng(),
+    )?;
+    store.insert_sign_in_link(&link).await?;
+    Ok(format!(
+        "{}/ui/sign-in/link?token={}",
+        public_url.trim_end_matches('/'),
+        secret.as_str()
+    ))
+}
+
 /// On a database with no identity, creates `admin` (ORG_ADMIN) and its `bootstrap` PAT, and
 /// returns the PAT with its secret; otherwise returns `None`.
 pub async fn bootstrap(

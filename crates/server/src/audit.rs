@@ -62,6 +62,9 @@ pub(crate) fn event(kind: EventType, actor: Actor, target: Option<Target>) -> Au
             .and_then(|agent| agent.to_str().ok())
             .map(AuditEvent::bounded_user_agent);
         event.tracking_id = Some(context.tracking_id.clone());
+        if acting_as_identity && context.via_web.get().is_some() {
+            event.details.insert("via".to_owned(), "web".into());
+        }
         if let (true, Some(pat)) = (acting_as_identity, context.client_id.get()) {
             event
                 .details

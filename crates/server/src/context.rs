@@ -16,6 +16,9 @@ pub(crate) struct RequestContext {
     pub user_agent: Option<HeaderValue>,
     /// The client id (PAT id) the request authenticated with, for the request log.
     pub client_id: OnceLock<String>,
+    /// Set when a person signed in to the web page makes the request: its audit events say
+    /// `details.via = "web"`.
+    pub via_web: OnceLock<()>,
 }
 
 tokio::task_local! {
@@ -31,5 +34,12 @@ pub(crate) fn with_request<T>(read: impl FnOnce(&RequestContext) -> T) -> Option
 pub(crate) fn note_client_id(id: &str) {
     with_request(|context| {
         context.client_id.get_or_init(|| id.to_owned());
+    });
+}
+
+/// Notes that the current request comes from the web page.
+pub(crate) fn note_web() {
+    with_request(|context| {
+        context.via_web.get_or_init(|| ());
     });
 }

@@ -54,7 +54,9 @@ pub mod ssf;
 pub mod state;
 /// HTTPS: the certificate and key, reloaded on SIGHUP.
 pub mod tls;
+/// The web page under `/ui/`: sign-in, sessions, my tokens, the admin pages.
+mod ui;
 
 pub use routes::{metrics_router, route_table, router, RouteEntry};
 pub use serve::{serve, ServeOptions};
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, OidcConfig, ServerConfig};

@@ -51,6 +51,7 @@ pub(crate) async fn track(
         client_ip: peer.map(|peer| tracking.proxies.client_ip(peer, request.headers())),
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         client_id: OnceLock::new(),
+        via_web: OnceLock::new(),
     });
     let method = request.method().clone();
     let route = crate::metrics::route_label(

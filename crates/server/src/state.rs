@@ -13,7 +13,19 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Settings that do not change while the server runs.
+/// The upstream OpenID Connect provider the web page signs people in with (EXTENSIONS E12).
 #[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// `--oidc-issuer`: its discovery document is at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `--oidc-identity-claim` (default `email`): the claim whose value names the identity.
+    pub identity_claim: String,
+    /// `--oidc-auto-create`: an unknown person becomes a new `USER` identity.
+    pub auto_create: bool,
+}
+
 pub struct ServerConfig {
     /// The server's public URL: the JWT `iss`, and the base of `tokenEndpoint`.
     pub public_url: String,
@@ -85,6 +97,10 @@ pub struct ServerConfig {
     pub revocation_prune_interval: Duration,
     /// The `aud` of the access tokens minted here (`--audience`); left empty, the public URL.
     pub audiences: Vec<String>,
+    /// OpenID Connect sign-in to the web page (`--oidc-issuer` and its companions), if on.
+    pub oidc: Option<OidcConfig>,
+    /// How long web page sessions live (`--session-idle-timeout`; EXTENSIONS E12).
+    pub session_policy: patd_core::web::SessionPolicy,
 }
 
 impl ServerConfig {
@@ -126,6 +142,8 @@ impl ServerConfig {
             ssf_signing_alg: crate::ssf::SigningAlg::default(),
             audiences: Vec::new(),
             revocation_prune_interval: crate::access::PRUNE_EVERY,
+            session_policy: patd_core::web::SessionPolicy::default(),
+            oidc: None,
         }
     }
 
@@ -311,6 +329,7 @@ impl AppState {
         crate::notices::notify_forever(state.clone());
         crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
         crate::access::prune_forever(state.clone(), state.config.revocation_prune_interval);
+        crate::ui::session::prune_forever(state.clone());
         if let Some(events) = events {
             state.follow_changes(events);
         }

@@ -15,6 +15,8 @@ mod sql;
 pub mod sqlite;
 /// Shared Signals streams and their SETs.
 mod ssf;
+/// The web page's sign-in links, sessions and OpenID Connect logins.
+mod web;
 
 use async_trait::async_trait;
 use patd_core::audit::{AuditEvent, AuditQuery};
@@ -28,6 +30,7 @@ use patd_core::pat::{NewPat, PatRecord};
 use patd_core::rotation::Rotation;
 use patd_core::secret::SecretDigest;
 use patd_core::ssf::{Signal, Stream};
+use patd_core::web::{Session, SignInLink, WebDigest};
 use std::sync::Arc;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -35,6 +38,7 @@ use tokio::sync::mpsc;
 
 pub use guard::{Guarded, Health};
 pub use postgres::PostgresStore;
+pub use web::OidcLogin;
 /// The setting (`on`) under which owners are mailed: set by nodes started with `--smtp-url`.
 pub const MAIL_SETTING: &str = outbox::MAIL_SETTING;
 pub use sqlite::SqliteStore;
@@ -410,6 +414,50 @@ pub trait Store: Send + Sync + 'static {
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// The value stored under `key`, if any.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores a sign-in link (EXTENSIONS E12).
+    async fn insert_sign_in_link(&self, link: &SignInLink) -> Result<(), StoreError>;
+    /// Whom the link with this digest signs in at `now`, if it is unused and unexpired.
+    async fn sign_in_link(
+        &self,
+        digest: &WebDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<IdentityId>, StoreError>;
+    /// Uses up a link and stores the session it opens, with its event, in one transaction;
+    /// false (nothing written) if the link is used, expired, unknown or another identity's.
+    async fn redeem_sign_in_link(
+        &self,
+        link: &WebDigest,
+        session: &Session,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Stores a session opened through OpenID Connect, with its event.
+    async fn insert_session(&self, session: &Session, event: &AuditEvent)
+        -> Result<(), StoreError>;
+    async fn session(&self, digest: &WebDigest) -> Result<Option<Session>, StoreError>;
+    /// Records a use of a session at `at`.
+    async fn touch_session(&self, digest: &WebDigest, at: OffsetDateTime)
+        -> Result<(), StoreError>;
+    /// Ends a session with its event; false if it was not there.
+    async fn delete_session(
+        &self,
+        digest: &WebDigest,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// Deletes sessions idle or begun before the given times, expired links and stale logins.
+    async fn prune_web(
+        &self,
+        sessions_idle_before: OffsetDateTime,
+        sessions_begun_before: OffsetDateTime,
+        links_before: OffsetDateTime,
+        logins_before: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+    async fn insert_oidc_login(&self, login: &OidcLogin) -> Result<(), StoreError>;
+    /// Takes (reads and deletes) the login whose state has this digest.
+    async fn take_oidc_login(
+        &self,
+        state_digest: &WebDigest,
+    ) -> Result<Option<OidcLogin>, StoreError>;
 
     /// Stores a new Shared Signals stream, unless its client id has one or the tenant is full;
     /// of concurrent creates, on any backend, at most ten succeed and one per client id.

@@ -1096,6 +1096,104 @@ macro_rules! store_by_queries {
                 self.queries().revoke_token(revocation, event).await
             }
 
+            async fn insert_sign_in_link(
+                &self,
+                link: &patd_core::web::SignInLink,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().insert_sign_in_link(link).await
+            }
+
+            async fn sign_in_link(
+                &self,
+                digest: &patd_core::web::WebDigest,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<patd_core::ids::IdentityId>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().sign_in_link(digest, now).await
+            }
+
+            async fn redeem_sign_in_link(
+                &self,
+                link: &patd_core::web::WebDigest,
+                session: &patd_core::web::Session,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries()
+                    .redeem_sign_in_link(link, session, event)
+                    .await
+            }
+
+            async fn insert_session(
+                &self,
+                session: &patd_core::web::Session,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().insert_session(session, event).await
+            }
+
+            async fn session(
+                &self,
+                digest: &patd_core::web::WebDigest,
+            ) -> Result<Option<patd_core::web::Session>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().session(digest).await
+            }
+
+            async fn touch_session(
+                &self,
+                digest: &patd_core::web::WebDigest,
+                at: time::OffsetDateTime,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().touch_session(digest, at).await
+            }
+
+            async fn delete_session(
+                &self,
+                digest: &patd_core::web::WebDigest,
+                event: &patd_core::audit::AuditEvent,
+            ) -> Result<bool, $crate::StoreError> {
+                self.intact()?;
+                self.queries().delete_session(digest, event).await
+            }
+
+            async fn prune_web(
+                &self,
+                sessions_idle_before: time::OffsetDateTime,
+                sessions_begun_before: time::OffsetDateTime,
+                links_before: time::OffsetDateTime,
+                logins_before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.intact()?;
+                self.queries()
+                    .prune_web(
+                        sessions_idle_before,
+                        sessions_begun_before,
+                        links_before,
+                        logins_before,
+                    )
+                    .await
+            }
+
+            async fn insert_oidc_login(
+                &self,
+                login: &$crate::OidcLogin,
+            ) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().insert_oidc_login(login).await
+            }
+
+            async fn take_oidc_login(
+                &self,
+                state_digest: &patd_core::web::WebDigest,
+            ) -> Result<Option<$crate::OidcLogin>, $crate::StoreError> {
+                self.intact()?;
+                self.queries().take_oidc_login(state_digest).await
+            }
+
             async fn prune_revoked_tokens(
                 &self,
                 before: time::OffsetDateTime,

@@ -74,6 +74,72 @@ impl Store for CountingStore {
     async fn prune_revoked_tokens(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_revoked_tokens(before).await
     }
+    async fn insert_sign_in_link(
+        &self,
+        link: &patd_core::web::SignInLink,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_sign_in_link(link).await
+    }
+    async fn sign_in_link(
+        &self,
+        digest: &patd_core::web::WebDigest,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<IdentityId>, StoreError> {
+        self.inner.sign_in_link(digest, now).await
+    }
+    async fn redeem_sign_in_link(
+        &self,
+        link: &patd_core::web::WebDigest,
+        session: &patd_core::web::Session,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner.redeem_sign_in_link(link, session, event).await
+    }
+    async fn insert_session(
+        &self,
+        session: &patd_core::web::Session,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_session(session, event).await
+    }
+    async fn session(
+        &self,
+        digest: &patd_core::web::WebDigest,
+    ) -> Result<Option<patd_core::web::Session>, StoreError> {
+        self.inner.session(digest).await
+    }
+    async fn touch_session(
+        &self,
+        digest: &patd_core::web::WebDigest,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.touch_session(digest, at).await
+    }
+    async fn delete_session(
+        &self,
+        digest: &patd_core::web::WebDigest,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_session(digest, event).await
+    }
+    async fn prune_web(
+        &self,
+        a: time::OffsetDateTime,
+        b: time::OffsetDateTime,
+        c: time::OffsetDateTime,
+        d: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_web(a, b, c, d).await
+    }
+    async fn insert_oidc_login(&self, login: &patd_store::OidcLogin) -> Result<(), StoreError> {
+        self.inner.insert_oidc_login(login).await
+    }
+    async fn take_oidc_login(
+        &self,
+        state: &patd_core::web::WebDigest,
+    ) -> Result<Option<patd_store::OidcLogin>, StoreError> {
+        self.inner.take_oidc_login(state).await
+    }
     async fn insert_webhook(
         &self,
         hook: &patd_core::notify::Webhook,

@@ -66,9 +66,9 @@ async fn list(
     Authenticated(caller): Authenticated,
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let visible_to = visibility(&caller.identity_id, caller.rights)
-        .ok_or(ApiError::Forbidden(&[Right::AuditRead, Right::MyRead]))?;
-    let query = AuditQuery::parse(
+    let page = list_as(
+        &state,
+        &caller,
         &ListParams {
             filters: params.filters.as_deref(),
             sorters: params.sorters.as_deref(),
@@ -76,9 +76,8 @@ async fn list(
             offset: params.offset.as_deref(),
             count: params.count.as_deref(),
         },
-        visible_to,
-    )?;
-    let page = state.store.audit_events(&query).await?;
+    )
+    .await?;
     let body: Vec<AuditEventDto> = page.items.iter().map(convert::audit_event).collect();
     let mut response = Json(body).into_response();
     if let Some(total) = page.total {
@@ -87,4 +86,17 @@ async fn list(
             .insert("x-total-count", HeaderValue::from(total));
     }
     Ok(response)
+}
+
+/// The events `params` ask for among those the caller may read, as the API and the web page
+/// list them.
+pub(crate) async fn list_as(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+    params: &ListParams<'_>,
+) -> Result<patd_store::AuditPage, ApiError> {
+    let visible_to = visibility(&caller.identity_id, caller.rights)
+        .ok_or(ApiError::Forbidden(&[Right::AuditRead, Right::MyRead]))?;
+    let query = AuditQuery::parse(params, visible_to)?;
+    Ok(state.store.audit_events(&query).await?)
 }

@@ -90,7 +90,10 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Result<R
     state
         .limits
         // A budget of its own: a resource server introspects as often as it is called.
-        .check_request(caller.pat_id.as_str(), "introspect")
+        .check_request(
+            caller.pat_id.as_ref().map_or("", |id| id.as_str()),
+            "introspect",
+        )
         .await
         .map_err(ApiError::RateLimited)?;
     let Some(token) = form.token.filter(|token| !token.is_empty()) else {

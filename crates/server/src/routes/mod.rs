@@ -4,7 +4,7 @@
 //! timeout, contract-shaped refusals, the request log), with the body cap inside it.
 
 /// `GET /patd/v1/audit-events`.
-mod audit;
+pub(crate) mod audit;
 /// `POST /oauth/introspect` and the RFC 8414 discovery documents.
 pub(crate) mod introspect;
 /// `POST /oauth/token`, `/oauth/info`, `/.well-known/jwks.json`.
@@ -12,17 +12,17 @@ mod oauth;
 /// Liveness, readiness and the metrics scrape.
 mod ops;
 /// The four PAT operations on every prefix, and the bulk update.
-mod pats;
+pub(crate) mod pats;
 /// `POST /oauth/revoke`: a PAT revoked by whoever holds its secret (RFC 7009).
 mod revoke;
 /// `POST /patd/v1/personal-access-tokens/{id}/rotate` and `…/self/rotate`.
-mod rotate;
+pub(crate) mod rotate;
 /// `POST /patd/v1/secret-scanning/reports`: leaked-secret reports.
 mod scanning;
 /// The Shared Signals transmitter: metadata, JWK set, streams, status, verify, poll.
 mod ssf;
 /// `/patd/v1/webhooks`: webhooks and their deliveries.
-mod webhooks;
+pub(crate) mod webhooks;
 
 use crate::error::ApiError;
 use crate::middleware::{track, Tracking};
@@ -157,7 +157,9 @@ fn stateless(config: &ServerConfig) -> Router<AppState> {
         .layer(RequestBodyLimitLayer::new(config.max_body_size))
         .layer(DefaultBodyLimit::disable());
     let (routes, _) = api_serving_metrics(config.metrics_listen.is_none()).split_for_parts();
+    // The web page is no part of the API, so not of its document either.
     routes
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(layers)
 }
@@ -210,6 +212,10 @@ pub fn route_table() -> Vec<RouteEntry> {
         .filter_map(|entry| {
             let (id, rest) = entry.split_once("): \"")?;
             let path = rest.split('"').next()?;
+            // The web page's routes are not the API's (`ui::router`).
+            if path == "/ui" || path.starts_with("/ui/") {
+                return None;
+            }
             Some(RouteEntry {
                 path: path.to_owned(),
                 methods: methods_of(id),

@@ -89,19 +89,18 @@ async fn list(
     QueryParams(params): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
     let owner = OwnerParam::parse(params.owner_id.as_deref())?;
-    let access = caller.may_list(owner)?;
-    let request = ListRequest::parse(&ListParams {
-        filters: params.filters.as_deref(),
-        sorters: params.sorters.as_deref(),
-        limit: params.limit.as_deref(),
-        offset: params.offset.as_deref(),
-        count: params.count.as_deref(),
-    })?;
-    // Read-your-writes: a use this node answered before this list must show in it. Such writes
-    // are rare (one per PAT per day), so the wait almost never happens. The wait and the read
-    // share one deadline, so a database that does not answer costs one timeout, not two.
-    let deadline = tokio::time::Instant::now() + state.config.database_timeout;
-    state.last_used.settled(deadline).await;
+    let (access, request) = authorize_list(
+        &caller,
+        owner,
+        &ListParams {
+            filters: params.filters.as_deref(),
+            sorters: params.sorters.as_deref(),
+            limit: params.limit.as_deref(),
+            offset: params.offset.as_deref(),
+            count: params.count.as_deref(),
+        },
+    )?;
+    let deadline = settled(&state).await;
     // Authorized above; the key holds everything the answer depends on.
     let key = ListKey {
         owner: access.owner.clone(),
@@ -118,13 +117,7 @@ async fn list(
                 include_managed: access.include_managed,
                 request,
             };
-            let page = tokio::time::timeout_at(deadline, state.store.list_pats(&query))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(
-                        "no answer within the database timeout".to_owned(),
-                    ))
-                })?;
+            let page = list_within(&state, &query, deadline).await?;
             let body: Vec<GetPersonalAccessTokenResponse> = page
                 .items
                 .iter()
@@ -155,6 +148,57 @@ async fn list(
     Ok(response)
 }
 
+/// Who may list what, and the list asked for.
+fn authorize_list(
+    caller: &patd_core::authz::Caller,
+    owner: OwnerParam,
+    params: &ListParams<'_>,
+) -> Result<(patd_core::authz::ListAccess, ListRequest), ApiError> {
+    let access = caller.may_list(owner)?;
+    Ok((access, ListRequest::parse(params)?))
+}
+
+/// Read-your-writes: a use this node answered before a list must show in it. Such writes are
+/// rare (one per PAT per day), so the wait almost never happens. The wait and the read share the
+/// deadline returned, so a database that does not answer costs one timeout, not two.
+async fn settled(state: &AppState) -> tokio::time::Instant {
+    let deadline = tokio::time::Instant::now() + state.config.database_timeout;
+    state.last_used.settled(deadline).await;
+    deadline
+}
+
+async fn list_within(
+    state: &AppState,
+    query: &PatQuery,
+    deadline: tokio::time::Instant,
+) -> Result<patd_store::PatPage, StoreError> {
+    tokio::time::timeout_at(deadline, state.store.list_pats(query))
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "no answer within the database timeout".to_owned(),
+            ))
+        })
+}
+
+/// The page of PATs `params` ask for among those the caller may see, as the web page lists
+/// them (the API's list answers from the list cache first).
+pub(crate) async fn page_as(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+    owner: OwnerParam,
+    params: &ListParams<'_>,
+) -> Result<patd_store::PatPage, ApiError> {
+    let (access, request) = authorize_list(caller, owner, params)?;
+    let deadline = settled(state).await;
+    let query = PatQuery {
+        owner: access.owner,
+        include_managed: access.include_managed,
+        request,
+    };
+    Ok(list_within(state, &query, deadline).await?)
+}
+
 /// Create a personal access token
 #[utoipa::path(
     post,
@@ -174,6 +218,17 @@ async fn create(
     Authenticated(caller): Authenticated,
     JsonBody(request): JsonBody<CreatePersonalAccessTokenRequest>,
 ) -> Result<Response, ApiError> {
+    let created = create_as(&state, &caller, family, request).await?;
+    Ok(secret_answer(created))
+}
+
+/// Creates a PAT for the caller, as the API and the web page do.
+pub(crate) async fn create_as(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+    family: Family,
+    request: CreatePersonalAccessTokenRequest,
+) -> Result<CreatePersonalAccessTokenResponse, ApiError> {
     caller.may_create()?;
     let owner = state
         .identities
@@ -210,7 +265,7 @@ async fn create(
     if let Some(id) = PatId::parse(&created.id) {
         state.pats.invalidate(&id).await;
     }
-    Ok(secret_answer(created))
+    Ok(created)
 }
 
 /// An answer that carries a secret (a create, a rotation): never stored by a cache (RFC 6749
@@ -256,7 +311,7 @@ fn updated_event(
 }
 
 /// Finds a PAT the caller may change: 403 without any manage right, 404 if it cannot be seen.
-pub(super) async fn modifiable(
+pub(crate) async fn modifiable(
     state: &AppState,
     caller: &patd_core::authz::Caller,
     raw_id: &str,
@@ -265,6 +320,50 @@ pub(super) async fn modifiable(
     let id = PatId::parse(raw_id).ok_or(ApiError::NotFound)?;
     let owned = state.store.pat(&id).await?.ok_or(ApiError::NotFound)?;
     caller.may_modify(&owned.pat)?;
+    Ok(owned)
+}
+
+/// Patches the PAT `raw_id` names with `operations`, as the API and the web page do.
+pub(crate) async fn patch_as(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+    raw_id: &str,
+    family: Family,
+    operations: &serde_json::Value,
+) -> Result<OwnedPat, ApiError> {
+    let owned = modifiable(state, caller, raw_id).await?;
+    let updated = apply_patch(&owned.pat, family, operations, OffsetDateTime::now_utc())?;
+    state
+        .config
+        .lifetime_policy
+        .check_patched(&owned.pat, &updated)?;
+    if updated.scope != owned.pat.scope {
+        let owner = state
+            .identities
+            .get(state.store.as_ref(), &updated.owner_id)
+            .await?
+            .ok_or(ApiError::Forbidden(&[]))?;
+        caller.may_grant(&updated.scope, owner.rights())?;
+    }
+    let event = updated_event(
+        acting(state, caller).await?,
+        &updated,
+        &owned.owner_name,
+        operations,
+    );
+    let result = state.store.update_pat(&updated, &event).await;
+    state.pats.invalidate(&updated.id).await;
+    match result {
+        Err(StoreError::NameTaken) => {
+            return Err(Rule::NameTaken(updated.name.as_str().to_owned()).into())
+        }
+        other => other?,
+    }
+    audit::committed(&event);
+    let owned = OwnedPat {
+        pat: updated,
+        owner_name: owned.owner_name,
+    };
     Ok(owned)
 }
 
@@ -291,40 +390,33 @@ async fn patch_pat(
     PathId(raw_id): PathId,
     PatchBody(operations): PatchBody,
 ) -> Result<Json<GetPersonalAccessTokenResponse>, ApiError> {
-    let owned = modifiable(&state, &caller, &raw_id).await?;
-    let updated = apply_patch(&owned.pat, family, &operations, OffsetDateTime::now_utc())?;
-    state
-        .config
-        .lifetime_policy
-        .check_patched(&owned.pat, &updated)?;
-    if updated.scope != owned.pat.scope {
-        let owner = state
-            .identities
-            .get(state.store.as_ref(), &updated.owner_id)
-            .await?
-            .ok_or(ApiError::Forbidden(&[]))?;
-        caller.may_grant(&updated.scope, owner.rights())?;
-    }
-    let event = updated_event(
-        acting(&state, &caller).await?,
-        &updated,
-        &owned.owner_name,
-        &operations,
-    );
-    let result = state.store.update_pat(&updated, &event).await;
-    state.pats.invalidate(&updated.id).await;
-    match result {
-        Err(StoreError::NameTaken) => {
-            return Err(Rule::NameTaken(updated.name.as_str().to_owned()).into())
-        }
-        other => other?,
-    }
-    audit::committed(&event);
-    let owned = OwnedPat {
-        pat: updated,
-        owner_name: owned.owner_name,
-    };
+    let owned = patch_as(&state, &caller, &raw_id, family, &operations).await?;
     Ok(Json(convert::get_response(&owned, family)))
+}
+
+/// Deletes the PAT `raw_id` names, as the API and the web page do; its tokens stop working at
+/// once.
+pub(crate) async fn delete_as(
+    state: &AppState,
+    caller: &patd_core::authz::Caller,
+    raw_id: &str,
+) -> Result<(), ApiError> {
+    let owned = modifiable(state, caller, raw_id).await?;
+    let event = audit::pat_event(
+        EventType::PatDeleted,
+        acting(state, caller).await?,
+        &owned.pat,
+        &owned.owner_name,
+    );
+    let deleted = state.store.delete_pat(&owned.pat.id, &event).await;
+    // Every token minted from it fails from now on.
+    state.pats.invalidate(&owned.pat.id).await;
+    if deleted? {
+        audit::committed(&event);
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
 /// Delete a personal access token; its access tokens stop working at once
@@ -341,22 +433,8 @@ async fn delete_pat(
     Authenticated(caller): Authenticated,
     PathId(raw_id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let owned = modifiable(&state, &caller, &raw_id).await?;
-    let event = audit::pat_event(
-        EventType::PatDeleted,
-        acting(&state, &caller).await?,
-        &owned.pat,
-        &owned.owner_name,
-    );
-    let deleted = state.store.delete_pat(&owned.pat.id, &event).await;
-    // Every token minted from it fails from now on.
-    state.pats.invalidate(&owned.pat.id).await;
-    if deleted? {
-        audit::committed(&event);
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    delete_as(&state, &caller, &raw_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Apply one patch to up to 25 PATs, all or nothing

@@ -47,8 +47,20 @@ async fn rotate(
     PathId(raw_id): PathId,
     OptionalJsonBody(request): OptionalJsonBody<RotatePersonalAccessTokenRequest>,
 ) -> Result<Response, ApiError> {
-    let owned = modifiable(&state, &caller, &raw_id).await?;
-    rotate_owned(&state, &caller, owned, request).await
+    Ok(secret_answer(
+        rotate_as(&state, &caller, &raw_id, request).await?,
+    ))
+}
+
+/// Rotates the secret of the PAT `raw_id` names, as the API and the web page do.
+pub(crate) async fn rotate_as(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    request: RotatePersonalAccessTokenRequest,
+) -> Result<CreatePersonalAccessTokenResponse, ApiError> {
+    let owned = modifiable(state, caller, raw_id).await?;
+    rotate_owned(state, caller, owned, request).await
 }
 
 /// Rotate the secret of the PAT the calling token was minted from
@@ -74,12 +86,11 @@ async fn rotate_self(
     OptionalJsonBody(request): OptionalJsonBody<RotatePersonalAccessTokenRequest>,
 ) -> Result<Response, ApiError> {
     caller.may_self_rotate()?;
-    let owned = state
-        .store
-        .pat(&caller.pat_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    rotate_owned(&state, &caller, owned, request).await
+    let own = caller.pat_id.as_ref().ok_or(ApiError::NotFound)?;
+    let owned = state.store.pat(own).await?.ok_or(ApiError::NotFound)?;
+    Ok(secret_answer(
+        rotate_owned(&state, &caller, owned, request).await?,
+    ))
 }
 
 async fn rotate_owned(
@@ -87,7 +98,7 @@ async fn rotate_owned(
     caller: &Caller,
     owned: OwnedPat,
     request: RotatePersonalAccessTokenRequest,
-) -> Result<Response, ApiError> {
+) -> Result<CreatePersonalAccessTokenResponse, ApiError> {
     let input = RotateInput {
         grace_period_seconds: request.grace_period_seconds,
         expiration_date: request.expiration_date,
@@ -118,9 +129,9 @@ async fn rotate_owned(
         return Err(ApiError::NotFound);
     }
     audit::committed(&event);
-    Ok(secret_answer(convert::secret_response(
+    Ok(convert::secret_response(
         &rotated,
         &secret,
         &owned.owner_name,
-    )))
+    ))
 }

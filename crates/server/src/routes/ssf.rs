@@ -216,11 +216,13 @@ async fn create(
     JsonBody(request): JsonBody<CreateStreamRequest>,
 ) -> Result<Response, ApiError> {
     may_manage(&caller)?;
+    // A stream belongs to the PAT whose token made it; only a token can.
+    let client = caller.pat_id.clone().ok_or(ApiError::Forbidden(&[]))?;
     let now = patd_core::to_millis(OffsetDateTime::now_utc());
     let stream = Stream {
         id: patd_core::ids::random_hex_id(&mut rand::rng()),
-        client_id: caller.pat_id.as_str().to_owned(),
-        audience: caller.pat_id.as_str().to_owned(),
+        client_id: client.as_str().to_owned(),
+        audience: client.as_str().to_owned(),
         delivery: delivery(&state, request.delivery.ok_or(Rule::SsfDeliveryRequired)?)?,
         events_requested: parse_events(request.events_requested)?,
         description: description(request.description)?,

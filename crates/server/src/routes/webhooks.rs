@@ -80,6 +80,40 @@ async fn found(state: &AppState, id: &str) -> Result<Webhook, ApiError> {
     state.store.webhook(id).await?.ok_or(ApiError::NotFound)
 }
 
+/// Adds a webhook, as the API and the web page do; the answer holds its secret.
+pub(crate) async fn create_as(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateWebhookRequest,
+) -> Result<CreatedWebhook, ApiError> {
+    may_manage(caller)?;
+    let url = request.url.ok_or(Rule::WebhookUrl)?;
+    let hook = Webhook {
+        id: patd_core::ids::random_hex_id(&mut rand::rng()),
+        url: WebhookUrl::parse(&url, state.config.webhook_allow_private)?,
+        events: Subscription::parse(request.events.ok_or(Rule::WebhookEvents)?)?,
+        description: parse_description(request.description)?,
+        secret: outbox::new_secret(),
+        created: patd_core::to_millis(OffsetDateTime::now_utc()),
+    };
+    let event = audit::event(
+        EventType::WebhookCreated,
+        acting(state, caller).await?,
+        Some(target(&hook)),
+    );
+    state.store.insert_webhook(&hook, &event).await?;
+    audit::committed(&event);
+    let created = CreatedWebhook {
+        id: hook.id.clone(),
+        url: hook.url.as_str().to_owned(),
+        events: hook.events.entries().to_vec(),
+        description: hook.description.clone(),
+        created: hook.created,
+        secret: hook.secret.clone(),
+    };
+    Ok(created)
+}
+
 /// Create a webhook; its signing secret is shown this once
 #[utoipa::path(
     post,
@@ -98,31 +132,7 @@ async fn create(
     Authenticated(caller): Authenticated,
     JsonBody(request): JsonBody<CreateWebhookRequest>,
 ) -> Result<Response, ApiError> {
-    may_manage(&caller)?;
-    let url = request.url.ok_or(Rule::WebhookUrl)?;
-    let hook = Webhook {
-        id: patd_core::ids::random_hex_id(&mut rand::rng()),
-        url: WebhookUrl::parse(&url, state.config.webhook_allow_private)?,
-        events: Subscription::parse(request.events.ok_or(Rule::WebhookEvents)?)?,
-        description: parse_description(request.description)?,
-        secret: outbox::new_secret(),
-        created: patd_core::to_millis(OffsetDateTime::now_utc()),
-    };
-    let event = audit::event(
-        EventType::WebhookCreated,
-        acting(&state, &caller).await?,
-        Some(target(&hook)),
-    );
-    state.store.insert_webhook(&hook, &event).await?;
-    audit::committed(&event);
-    let created = CreatedWebhook {
-        id: hook.id.clone(),
-        url: hook.url.as_str().to_owned(),
-        events: hook.events.entries().to_vec(),
-        description: hook.description.clone(),
-        created: hook.created,
-        secret: hook.secret.clone(),
-    };
+    let created = create_as(&state, &caller, request).await?;
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
@@ -144,10 +154,15 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<Vec<WebhookDto>>, ApiError> {
-    may_manage(&caller)?;
     Ok(Json(
-        state.store.webhooks().await?.iter().map(dto).collect(),
+        list_as(&state, &caller).await?.iter().map(dto).collect(),
     ))
+}
+
+/// Every webhook, to a caller that may manage them.
+pub(crate) async fn list_as(state: &AppState, caller: &Caller) -> Result<Vec<Webhook>, ApiError> {
+    may_manage(caller)?;
+    Ok(state.store.webhooks().await?)
 }
 
 /// Read a webhook
@@ -218,16 +233,22 @@ async fn delete(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    may_manage(&caller)?;
-    let hook = found(&state, &id).await?;
+    delete_as(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a webhook, as the API and the web page do.
+pub(crate) async fn delete_as(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    may_manage(caller)?;
+    let hook = found(state, id).await?;
     let event = audit::event(
         EventType::WebhookDeleted,
-        acting(&state, &caller).await?,
+        acting(state, caller).await?,
         Some(target(&hook)),
     );
-    if state.store.delete_webhook(&id, &event).await? {
+    if state.store.delete_webhook(id, &event).await? {
         audit::committed(&event);
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::NotFound)
     }
