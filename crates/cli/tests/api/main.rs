@@ -71,5 +71,7 @@ mod ssf;
 mod storage;
 /// Every validation rule's 400.
 mod validation;
+/// The web page: sign-in links, sessions, CSRF, the admin pages' rights.
+mod web;
 /// Webhooks and the outbox.
 mod webhooks;
