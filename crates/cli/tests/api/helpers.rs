@@ -235,6 +235,18 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// The status an exchange of `id` and `secret` gets.
+    pub async fn exchange_status(&self, id: &str, secret: &str) -> u16 {
+        self.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .await
+        .status()
+        .as_u16()
+    }
+
     pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
         self.client
             .post(self.url("/oauth/token"))

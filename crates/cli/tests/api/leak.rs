@@ -173,17 +173,6 @@ fn labels(answer: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-async fn exchange_status(app: &TestApp, id: &str, secret: &str) -> u16 {
-    app.token_form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", id),
-        ("client_secret", secret),
-    ])
-    .await
-    .status()
-    .as_u16()
-}
-
 async fn bearer_status(app: &TestApp, token: &str) -> u16 {
     app.list(token, CLASSIC, "owner-id=me")
         .await
@@ -238,7 +227,7 @@ async fn a_reported_live_secret_is_revoked_at_once_and_audited_as_leaked() {
     );
     // Gone: its secret no longer exchanges, and a token minted from it before is refused.
     assert_eq!(
-        exchange_status(&app, &user.pat.id, &user.pat.secret).await,
+        app.exchange_status(&user.pat.id, &user.pat.secret).await,
         401
     );
     assert_eq!(bearer_status(&app, &user.token).await, 401);
@@ -334,7 +323,7 @@ async fn a_report_that_fails_its_signature_revokes_nothing() {
     // Nothing was revoked, and nothing was audited as leaked.
     assert_eq!(bearer_status(&app, &user.token).await, 200);
     assert_eq!(
-        exchange_status(&app, &user.pat.id, &user.pat.secret).await,
+        app.exchange_status(&user.pat.id, &user.pat.secret).await,
         200
     );
     assert!(of_type(&events_about(&app, &user.pat.id).await, "pat.leaked").is_empty());
@@ -385,7 +374,7 @@ async fn false_positives_change_nothing() {
     }
     assert_eq!(bearer_status(&app, &kept.token).await, 200);
     assert_eq!(
-        exchange_status(&app, &kept.pat.id, &kept.pat.secret).await,
+        app.exchange_status(&kept.pat.id, &kept.pat.secret).await,
         200
     );
     for id in [&kept.pat.id, &deleted.pat.id, &expired_pat.id] {
@@ -464,7 +453,7 @@ async fn a_secret_in_its_grace_period_is_live_and_revokes_its_pat() {
     // The old secret still exchanges, so its leak matters: the PAT goes, new secret and all.
     let answer = report_ok(&app, &reporter, &[&user.pat.secret]).await;
     assert_eq!(labels(&answer), ["true_positive"]);
-    assert_eq!(exchange_status(&app, &user.pat.id, new_secret).await, 401);
+    assert_eq!(app.exchange_status(&user.pat.id, new_secret).await, 401);
 }
 
 #[tokio::test]
@@ -667,7 +656,7 @@ async fn oauth_revoke_with_a_live_secret_deletes_its_pat() {
     .await;
     assert_revocation_answer(response).await;
     assert_eq!(
-        exchange_status(&app, &user.pat.id, &user.pat.secret).await,
+        app.exchange_status(&user.pat.id, &user.pat.secret).await,
         401
     );
     assert_eq!(bearer_status(&app, &user.token).await, 401);
@@ -703,7 +692,7 @@ async fn oauth_revoke_of_anything_else_answers_the_same_and_changes_nothing() {
     }
     assert_eq!(bearer_status(&app, &user.token).await, 200);
     assert_eq!(
-        exchange_status(&app, &user.pat.id, &user.pat.secret).await,
+        app.exchange_status(&user.pat.id, &user.pat.secret).await,
         200
     );
     assert!(of_type(&events_about(&app, &user.pat.id).await, "pat.deleted").is_empty());

@@ -42,17 +42,6 @@ async fn rotate_ok(app: &TestApp, token: &str, id: &str, body: Option<Value>) ->
     body
 }
 
-async fn exchange_status(app: &TestApp, id: &str, secret: &str) -> u16 {
-    app.token_form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", id),
-        ("client_secret", secret),
-    ])
-    .await
-    .status()
-    .as_u16()
-}
-
 async fn list_status(app: &TestApp, token: &str) -> u16 {
     app.list(token, CLASSIC, "owner-id=me")
         .await
@@ -97,24 +86,25 @@ async fn during_the_grace_both_secrets_exchange_and_after_it_only_the_new_one() 
     ] {
         assert_eq!(rotated[key], created[key], "{key}");
     }
-    assert_eq!(exchange_status(&app, id, new).await, 200);
-    assert_eq!(exchange_status(&app, id, old).await, 200);
+    assert_eq!(app.exchange_status(id, new).await, 200);
+    assert_eq!(app.exchange_status(id, old).await, 200);
     // Tokens minted before a rotation without revokeIssuedTokens stay good.
     assert_eq!(list_status(&app, &before_token).await, 200);
     tokio::time::sleep(Duration::from_secs(2).saturating_sub(rotated_at.elapsed())).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
-        exchange_status(&app, id, old).await,
+        app.exchange_status(id, old).await,
         401,
         "the old secret outlived its grace"
     );
-    assert_eq!(exchange_status(&app, id, new).await, 200);
+    assert_eq!(app.exchange_status(id, new).await, 200);
 
     // A rotation without a grace ends the old secret at once; a body may be left out.
     let again = rotate_ok(&app, &app.admin_token, id, None).await;
-    assert_eq!(exchange_status(&app, id, new).await, 401);
+    assert_eq!(app.exchange_status(id, new).await, 401);
     assert_eq!(
-        exchange_status(&app, id, again["secret"].as_str().unwrap()).await,
+        app.exchange_status(id, again["secret"].as_str().unwrap())
+            .await,
         200
     );
 
@@ -207,11 +197,12 @@ async fn self_rotate_needs_its_scope_entry_and_rotates_only_the_callers_own_pat(
     let rotated: Value = response.json().await.unwrap();
     assert_eq!(rotated["id"], robot.pat.id.as_str());
     assert_eq!(
-        exchange_status(&app, &robot.pat.id, rotated["secret"].as_str().unwrap()).await,
+        app.exchange_status(&robot.pat.id, rotated["secret"].as_str().unwrap())
+            .await,
         200
     );
     assert_eq!(
-        exchange_status(&app, &robot.pat.id, &robot.pat.secret).await,
+        app.exchange_status(&robot.pat.id, &robot.pat.secret).await,
         200
     );
     let other = rotate(&app, &robot.token, &whole.pat.id, None).await;
@@ -312,7 +303,7 @@ async fn bad_rotation_input_is_a_400_and_changes_nothing() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(
-        exchange_status(&app, id, secret).await,
+        app.exchange_status(id, secret).await,
         200,
         "a refused rotation changed the secret"
     );

@@ -134,17 +134,6 @@ fn location(response: &Response) -> String {
         .unwrap_or_default()
 }
 
-async fn exchange_status(app: &TestApp, id: &str, secret: &str) -> u16 {
-    app.token_form(&[
-        ("grant_type", "client_credentials"),
-        ("client_id", id),
-        ("client_secret", secret),
-    ])
-    .await
-    .status()
-    .as_u16()
-}
-
 async fn events_of(app: &TestApp, kind: &str) -> Vec<Value> {
     let url = app.url(&format!(
         "/patd/v1/audit-events?filters={}",
@@ -227,7 +216,7 @@ async fn a_link_signs_in_once_and_the_session_manages_tokens_as_the_api_does() {
     let html = response.text().await.unwrap();
     let (id, secret) = (text_of(&html, "client-id"), text_of(&html, "client-secret"));
     assert!(secret.starts_with("patd_"), "{html}");
-    assert_eq!(exchange_status(&app, &id, &secret).await, 200);
+    assert_eq!(app.exchange_status(&id, &secret).await, 200);
     let (html, _) = browser.page("/ui/").await;
     assert_eq!(row_id(&html, "ci deploy").as_deref(), Some(id.as_str()));
     assert!(html.contains("Expires soon"), "a 7-day token is badged");
@@ -276,8 +265,8 @@ async fn a_link_signs_in_once_and_the_session_manages_tokens_as_the_api_does() {
     let html = response.text().await.unwrap();
     let rotated = text_of(&html, "client-secret");
     assert_ne!(rotated, secret);
-    assert_eq!(exchange_status(&app, &id, &rotated).await, 200);
-    assert_eq!(exchange_status(&app, &id, &secret).await, 401);
+    assert_eq!(app.exchange_status(&id, &rotated).await, 200);
+    assert_eq!(app.exchange_status(&id, &secret).await, 401);
 
     // Delete.
     let (_, csrf) = browser.page(&format!("/ui/tokens/{id}/delete")).await;
@@ -285,7 +274,7 @@ async fn a_link_signs_in_once_and_the_session_manages_tokens_as_the_api_does() {
         .post(&format!("/ui/tokens/{id}/delete"), &[("csrf", &csrf)])
         .await;
     assert_eq!(response.status(), 303);
-    assert_eq!(exchange_status(&app, &id, &rotated).await, 401);
+    assert_eq!(app.exchange_status(&id, &rotated).await, 401);
     let deleted = events_of(&app, "pat.deleted").await;
     assert!(deleted
         .iter()
@@ -337,7 +326,8 @@ async fn a_form_without_its_csrf_token_changes_nothing() {
         .await;
     assert_eq!(response.status(), 403);
     assert_eq!(
-        exchange_status(&app, &app.bootstrap.id, &app.bootstrap.secret).await,
+        app.exchange_status(&app.bootstrap.id, &app.bootstrap.secret)
+            .await,
         200,
         "the PAT is still there"
     );

@@ -77,6 +77,15 @@ const SORTS: [(&str, &str); 8] = [
     ("-expirationDate", "Expiring latest first"),
 ];
 
+/// 400 for a page that shows what was wrong with its query or form, else 200.
+fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// The first cause of a 400 (a filter that does not parse, say), shown above an empty table;
 /// anything else is a page of its own.
 async fn bad_query(err: ApiError, nav: Nav) -> Result<String, Response> {
@@ -145,12 +154,7 @@ pub(crate) async fn tokens(
             Err(refused) => return refused,
         },
     }
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    view::render(status, &page)
+    view::render(status_of(&page.error), &page)
 }
 
 struct EventRow {
@@ -243,12 +247,7 @@ pub(crate) async fn audit(
             Err(refused) => return refused,
         },
     }
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    view::render(status, &page)
+    view::render(status_of(&page.error), &page)
 }
 
 struct WebhookRow {
@@ -292,11 +291,7 @@ async fn webhooks_page(
         Ok(hooks) => hooks,
         Err(err) => return view::error_page(err, Some(visitor.nav())).await,
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_of(&error);
     let field = |name: &str| {
         form.and_then(|form| form.get(name))
             .unwrap_or("")

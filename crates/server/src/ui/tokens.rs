@@ -111,7 +111,7 @@ struct NewTokenPage {
 fn scope_choices(visitor: &Visitor, checked: &[String]) -> Vec<ScopeChoice> {
     let mut choices = vec![
         (SCOPE_ALL.to_owned(), "every right you hold, now and later"),
-        (SCOPE_DEFAULT.to_owned(), "the default set"),
+        (SCOPE_DEFAULT.to_owned(), "reads your own tokens"),
         (
             SCOPE_SELF_ROTATE.to_owned(),
             "lets the token rotate its own secret",
@@ -309,6 +309,19 @@ async fn own(state: &AppState, visitor: &Visitor, id: &str) -> Result<OwnedPat, 
     }
 }
 
+/// The page `make` builds for the caller's PAT `id`, or the error page.
+async fn own_page<T: Template>(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+    make: impl FnOnce(&OwnedPat, Nav) -> T,
+) -> Response {
+    match own(state, visitor, id).await {
+        Ok(owned) => view::render(StatusCode::OK, &make(&owned, visitor.nav())),
+        Err(page) => page,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ui/rename.html")]
 struct RenamePage {
@@ -324,19 +337,14 @@ pub(crate) async fn rename_page(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &RenamePage {
-                nav: Some(visitor.nav()),
-                id: owned.pat.id.as_str().to_owned(),
-                current: owned.pat.name.as_str().to_owned(),
-                name: owned.pat.name.as_str().to_owned(),
-                error: None,
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| RenamePage {
+        nav: Some(nav),
+        id: owned.pat.id.as_str().to_owned(),
+        current: owned.pat.name.as_str().to_owned(),
+        name: owned.pat.name.as_str().to_owned(),
+        error: None,
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/rename`: the API's patch with one `replace` of `/name`.
@@ -387,18 +395,13 @@ pub(crate) async fn rotate_page(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &RotatePage {
-                nav: Some(visitor.nav()),
-                id: owned.pat.id.as_str().to_owned(),
-                name: owned.pat.name.as_str().to_owned(),
-                error: None,
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| RotatePage {
+        nav: Some(nav),
+        id: owned.pat.id.as_str().to_owned(),
+        name: owned.pat.name.as_str().to_owned(),
+        error: None,
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/rotate`: the API's rotation; the new secret is shown once.
@@ -453,18 +456,13 @@ pub(crate) async fn delete_page(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    match own(&state, &visitor, &id).await {
-        Ok(owned) => view::render(
-            StatusCode::OK,
-            &DeletePage {
-                nav: Some(visitor.nav()),
-                name: owned.pat.name.as_str().to_owned(),
-                action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
-                cancel: "/ui/",
-            },
-        ),
-        Err(page) => page,
-    }
+    own_page(&state, &visitor, &id, |owned, nav| DeletePage {
+        nav: Some(nav),
+        name: owned.pat.name.as_str().to_owned(),
+        action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
+        cancel: "/ui/",
+    })
+    .await
 }
 
 /// `POST /ui/tokens/{id}/delete`: the API's delete; its tokens stop working at once.
