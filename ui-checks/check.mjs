@@ -160,6 +160,7 @@ const consoleErrors = [];
 const headerProblems = [];
 const scans = new Map(); // page key → serious or critical axe violations (an array), or an Error
 const shots = new Set();
+const sideways = []; // what scrolls sideways at the phone width
 
 async function newContext(server) {
   const context = await browser.newContext({ viewport: DESKTOP, baseURL: server.url });
@@ -231,6 +232,23 @@ async function snapshot(page, key) {
       for (const v of result.violations) if (v.impact === 'serious' || v.impact === 'critical') found.push({ ...v, width: label });
     } catch (error) {
       failure ??= error;
+    }
+    if (label === 'phone') {
+      // Nothing may scroll sideways on a phone: not the page, not a box (a long unbroken value
+      // in a card overflows its .table-wrap, which axe then flags as a scrollable region).
+      const wide = await page.evaluate(() => {
+        const found = [];
+        const root = document.scrollingElement;
+        if (root.scrollWidth > root.clientWidth) found.push(`the page is ${root.scrollWidth}px wide`);
+        for (const element of document.querySelectorAll('body *')) {
+          const style = getComputedStyle(element);
+          if (['auto', 'scroll'].includes(style.overflowX) && element.scrollWidth > element.clientWidth + 1 && element.tagName !== 'PRE') {
+            found.push(`${element.tagName.toLowerCase()}${element.className ? '.' + element.className : ''} scrolls (${element.scrollWidth}px in ${element.clientWidth}px)`);
+          }
+        }
+        return found;
+      });
+      for (const what of wide) sideways.push(`${key}: ${what}`);
     }
     await page.screenshot({ path: `${SHOTS}/${key}-${label}.png`, fullPage: true });
   }
@@ -603,6 +621,9 @@ try {
   await check('every page sends the contract\'s CSP, Cache-Control, Referrer-Policy, nosniff', async () => {
     const problems = [...new Set(headerProblems)];
     expect(problems.length === 0 && !notAll, `${problems.length} problem(s)${notAll}\n${problems.join('\n')}`);
+  });
+  await check(`nothing scrolls sideways at ${PHONE.width} px`, async () => {
+    expect(sideways.length === 0 && !notAll, `${sideways.length} page(s)${notAll}\n${sideways.join('\n')}`);
   });
   await check('no console error, CSP violation or failed subresource on any page', async () => {
     const errors = [...new Set(consoleErrors)];
