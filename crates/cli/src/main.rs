@@ -178,8 +178,10 @@ async fn serve(serve_args: ServeArgs) -> anyhow::Result<()> {
     config.lifetime_policy = patd_core::expiry::LifetimePolicy(serve_args.max_pat_lifetime);
     config.webhook_allow_private = serve_args.webhook_allow_private;
     config.ssf_signing_alg = serve_args.ssf_signing_alg;
-    config.session_policy.idle = time::Duration::try_from(serve_args.session_idle_timeout)
-        .map_err(|_| anyhow::anyhow!("--session-idle-timeout is too long"))?;
+    config.session_policy = time::Duration::try_from(serve_args.session_idle_timeout)
+        .map_err(|_| patd_core::Rule::SessionIdleTimeout)
+        .and_then(patd_core::web::SessionPolicy::with_idle)
+        .map_err(|err| anyhow::anyhow!("--session-idle-timeout: {err}"))?;
     config.oidc = match (
         &serve_args.oidc_issuer,
         &serve_args.oidc_client_id,

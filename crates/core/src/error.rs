@@ -9,6 +9,8 @@ use thiserror::Error;
 pub enum Rule {
     #[error("a sign-in link must be valid for at least one second and at most 24 hours")]
     SignInLinkValidity,
+    #[error("the session idle timeout must be at least one second and at most 7 days")]
+    SessionIdleTimeout,
     #[error("name is required")]
     NameRequired,
     #[error("name must not be blank")]

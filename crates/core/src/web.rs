@@ -212,9 +212,23 @@ impl Default for SessionPolicy {
 }
 
 impl SessionPolicy {
+    /// The default policy with an idle timeout of `idle`: at least a second, at most the
+    /// absolute cap of 7 days (a session cannot idle longer than it may live).
+    pub fn with_idle(idle: Duration) -> Result<SessionPolicy, crate::Rule> {
+        let policy = SessionPolicy::default();
+        if idle < Duration::seconds(1) || idle > policy.absolute {
+            return Err(crate::Rule::SessionIdleTimeout);
+        }
+        Ok(SessionPolicy { idle, ..policy })
+    }
+
     /// Whether `session` still signs its browser in at `now`.
     pub fn is_live(&self, session: &Session, now: OffsetDateTime) -> bool {
-        now < session.last_seen + self.idle && now < session.created + self.absolute
+        // Checked: a date past the calendar's end is no reason to panic.
+        let before = |start: OffsetDateTime, span: Duration| {
+            start.checked_add(span).is_none_or(|end| now < end)
+        };
+        before(session.last_seen, self.idle) && before(session.created, self.absolute)
     }
 
     /// Whether a use at `now` should be written down: at most once a minute (or once a
@@ -227,7 +241,12 @@ impl SessionPolicy {
 
     /// Sessions whose last use is before this are over at `now`, whatever their start.
     pub fn idle_before(&self, now: OffsetDateTime) -> OffsetDateTime {
-        now - self.idle
+        now.checked_sub(self.idle).unwrap_or(now)
+    }
+
+    /// Sessions begun before this are over at `now`, however busy.
+    pub fn begun_before(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now.checked_sub(self.absolute).unwrap_or(now)
     }
 }
 
@@ -288,5 +307,11 @@ mod tests {
         session.last_seen = now + Duration::days(7) - Duration::hours(1);
         assert!(policy.is_live(&session, now + Duration::days(7) - Duration::minutes(1)));
         assert!(!policy.is_live(&session, now + Duration::days(7)));
+        assert!(SessionPolicy::with_idle(Duration::days(8)).is_err());
+        assert!(SessionPolicy::with_idle(Duration::ZERO).is_err());
+        assert_eq!(
+            SessionPolicy::with_idle(Duration::hours(1)).unwrap().idle,
+            Duration::hours(1)
+        );
     }
 }

@@ -2,6 +2,9 @@
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    // Without a script the button could do nothing, so it is shown only here.
+    if (!navigator.clipboard) return;
+    button.hidden = false;
     button.addEventListener("click", function () {
       var source = document.getElementById(button.getAttribute("data-copy"));
       var status = document.getElementById("copy-status");

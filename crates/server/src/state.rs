@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Settings that do not change while the server runs.
 /// The upstream OpenID Connect provider the web page signs people in with (EXTENSIONS E12).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OidcConfig {
     /// `--oidc-issuer`: its discovery document is at `{issuer}/.well-known/openid-configuration`.
     pub issuer: String,
@@ -26,6 +25,20 @@ pub struct OidcConfig {
     pub auto_create: bool,
 }
 
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client secret is a credential: never printed.
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("identity_claim", &self.identity_claim)
+            .field("auto_create", &self.auto_create)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings that do not change while the server runs.
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The server's public URL: the JWT `iss`, and the base of `tokenEndpoint`.
     pub public_url: String,

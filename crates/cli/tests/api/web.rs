@@ -545,3 +545,86 @@ async fn two_nodes_share_sessions_and_a_link_raced_on_both_opens_one() {
         assert_eq!(response.status(), 200, "round {round}: shared sessions");
     }
 }
+
+#[tokio::test]
+async fn odd_requests_get_pages_not_faults() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app.base);
+    // A field twice, an address that is not UTF-8: 400 pages, not 500s.
+    let twice = browser.get("/ui/sign-in/link?token=a&token=b").await;
+    assert_eq!(twice.status(), 400);
+    assert_eq!(browser.get("/ui/assets/%FF").await.status(), 400);
+    // A method a page does not take: a page too, with the page's headers.
+    let put = browser
+        .client
+        .put(app.url("/ui/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+    assert!(put.headers().contains_key("content-security-policy"));
+    assert!(put.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+
+    // A form another site posts is refused, whatever token it carries.
+    browser.sign_in(&app, "admin").await;
+    let (_, csrf) = browser.page("/ui/tokens/new").await;
+    let response = browser
+        .client
+        .post(app.url("/ui/tokens"))
+        .header("cookie", browser.cookie_header())
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", csrf.as_str()), ("name", "from elsewhere")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(app.list_ok(&app.admin_token, AWARE, "").await.len(), 1);
+
+    // Signing in again ends the session the browser had.
+    let old = browser.cookie_header();
+    browser.sign_in(&app, "admin").await;
+    let replay = browser
+        .client
+        .get(app.url("/ui/"))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 303, "the replaced session is over");
+    assert_eq!(browser.get("/ui/").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_person_and_a_sign_in_address_each_have_a_request_budget() {
+    use patd_server::ratelimit::Limit;
+    let app = spawn_app_with(|config| {
+        config.rate_limit = Limit::PerWindow {
+            requests: 3,
+            seconds: 60,
+        }
+    })
+    .await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app, "admin").await;
+    let statuses = [
+        browser.get("/ui/").await.status().as_u16(),
+        browser.get("/ui/").await.status().as_u16(),
+        browser.get("/ui/").await.status().as_u16(),
+        browser.get("/ui/").await.status().as_u16(),
+    ];
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    // Sign-in attempts from one address: the fourth is refused before any link is looked at.
+    let mut stranger = Browser::new(&app.base);
+    let mut last = 0;
+    for _ in 0..3 {
+        last = stranger
+            .post("/ui/sign-in/link", &[("token", "x"), ("csrf", "y")])
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429, "the sign-in above spent one of three");
+}

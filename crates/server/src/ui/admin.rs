@@ -4,12 +4,12 @@
 
 use super::session::{Form, Visitor};
 use super::tokens::{row, DeletePage, Row};
-use super::view::{self, Nav};
+use super::view::{self, Nav, PageId, PageQuery};
 use crate::error::ApiError;
 use crate::routes::{audit, pats, webhooks};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use patd_core::audit::{ActorType, EventType};
@@ -100,7 +100,7 @@ async fn bad_query(err: ApiError, nav: Nav) -> Result<String, Response> {
 pub(crate) async fn tokens(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(query): Query<ListQuery>,
+    PageQuery(query): PageQuery<ListQuery>,
 ) -> Response {
     let offset = query.offset();
     let sorters = query
@@ -182,7 +182,7 @@ struct AuditPage {
 pub(crate) async fn audit(
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(query): Query<ListQuery>,
+    PageQuery(query): PageQuery<ListQuery>,
 ) -> Response {
     // The API shows a user the events of their own tokens; this page is the whole trail.
     if !visitor.caller.rights.contains(Right::AuditRead) {
@@ -369,7 +369,7 @@ pub(crate) async fn create_webhook(
 pub(crate) async fn delete_webhook_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
     let hooks = match webhooks::list_as(&state, &visitor.caller).await {
         Ok(hooks) => hooks,
@@ -392,7 +392,7 @@ pub(crate) async fn delete_webhook_page(
 pub(crate) async fn delete_webhook(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {

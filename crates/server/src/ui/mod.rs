@@ -93,5 +93,6 @@ pub(crate) fn router() -> Router<AppState> {
             get(admin::delete_webhook_page).post(admin::delete_webhook),
         )
         .route("/ui/{*rest}", get(view::not_found))
+        .method_not_allowed_fallback(view::method_not_allowed)
         .layer(map_response(secure_headers))
 }

@@ -3,12 +3,12 @@
 //! the pruning of what can no longer sign anyone in. Sessions live in the database, so every
 //! node of a deployment knows them.
 
-use super::view::{self, Nav};
+use super::view::{self, Nav, PageQuery};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{audit, context};
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -156,6 +156,15 @@ impl FromRequestParts<AppState> for Visitor {
             Ok(None) => return Err(ended(state)),
             Err(err) => return Err(view::error_page(err.into(), None).await),
         };
+        // A person gets the budget a client does, of their own: the page's requests cost
+        // database reads as the API's do.
+        if let Err(wait) = state
+            .limits
+            .check_request(&format!("web:{}", identity.id.as_str()), "web")
+            .await
+        {
+            return Err(view::error_page(ApiError::RateLimited(wait), None).await);
+        }
         let caller = Caller {
             identity_id: identity.id.clone(),
             pat_id: None,
@@ -214,6 +223,20 @@ impl FromRequest<AppState> for Form {
                 kind.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
+        // Browsers say where a request comes from: a form posted by another site (or a
+        // sibling subdomain, which could also have planted cookies over http) is refused
+        // whatever it carries. Clients that do not send the header are judged by the token.
+        let foreign = request
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|site| !matches!(site, "same-origin" | "none"));
+        if foreign {
+            return Err(view::not_allowed(
+                None,
+                "The form was sent from another site.",
+            ));
+        }
         if !is_form {
             return Err(view::error_page(
                 ApiError::Syntax(
@@ -363,7 +386,7 @@ async fn link_identity(
 /// button. A GET never uses the link up, so a mail scanner that follows it does not burn it.
 pub(crate) async fn link_page(
     State(state): State<AppState>,
-    Query(query): Query<LinkQuery>,
+    PageQuery(query): PageQuery<LinkQuery>,
 ) -> Response {
     context::note_web();
     let (secret, identity) = match link_identity(&state, query.token.as_deref()).await {
@@ -403,6 +426,9 @@ pub(crate) async fn redeem_link(
     form: Form,
 ) -> Response {
     context::note_web();
+    if let Err(refused) = sign_in_budget(&state).await {
+        return refused;
+    }
     if !sign_in_form_matches(&state, &headers, &form) {
         return view::not_allowed(
             None,
@@ -428,11 +454,52 @@ pub(crate) async fn redeem_link(
     {
         Ok(true) => {
             audit::committed(&event);
+            end_previous(&state, &headers).await;
             signed_in(&state, &secret, "/ui/")
         }
         // Used by another request since it was read.
         Ok(false) => link_not_valid(),
         Err(err) => view::error_page(err.into(), None).await,
+    }
+}
+
+/// Sign-in attempts from one address share a budget: each costs database reads.
+pub(crate) async fn sign_in_budget(state: &AppState) -> Result<(), Response> {
+    let address = context::with_request(|request| request.client_ip)
+        .flatten()
+        .map_or_else(String::new, |ip| ip.to_string());
+    match state
+        .limits
+        .check_request(&format!("sign-in:{address}"), "web-sign-in")
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(wait) => Err(view::error_page(ApiError::RateLimited(wait), None).await),
+    }
+}
+
+/// Ends the session the browser had before it signed in again, so that no row outlives the
+/// cookie that was replaced.
+async fn end_previous(state: &AppState, headers: &HeaderMap) {
+    let Some(old) = cookie(state, headers, COOKIE)
+        .as_deref()
+        .and_then(WebSecret::parse)
+    else {
+        return;
+    };
+    let Ok(Some(session)) = state.store.session(&old.digest()).await else {
+        return;
+    };
+    let Ok(Some(identity)) = state
+        .identities
+        .get(state.store.as_ref(), &session.identity_id)
+        .await
+    else {
+        return;
+    };
+    let event = session_event(EventType::SessionEnded, &identity, session.method);
+    if let Ok(true) = state.store.delete_session(&old.digest(), &event).await {
+        audit::committed(&event);
     }
 }
 
@@ -497,7 +564,7 @@ pub(crate) fn prune_forever(state: AppState) {
                 .store
                 .prune_web(
                     policy.idle_before(now),
-                    now - policy.absolute,
+                    policy.begun_before(now),
                     now - time::Duration::days(1),
                     now - time::Duration::minutes(10),
                 )

@@ -3,12 +3,12 @@
 //! events are the API's.
 
 use super::session::{Form, Visitor};
-use super::view::{self, Nav};
+use super::view::{self, Nav, PageId};
 use crate::error::ApiError;
 use crate::routes::{pats, rotate};
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use patd_core::authz::OwnerParam;
@@ -335,7 +335,7 @@ struct RenamePage {
 pub(crate) async fn rename_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
     own_page(&state, &visitor, &id, |owned, nav| RenamePage {
         nav: Some(nav),
@@ -351,7 +351,7 @@ pub(crate) async fn rename_page(
 pub(crate) async fn rename(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {
@@ -393,7 +393,7 @@ struct RotatePage {
 pub(crate) async fn rotate_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
     own_page(&state, &visitor, &id, |owned, nav| RotatePage {
         nav: Some(nav),
@@ -408,7 +408,7 @@ pub(crate) async fn rotate_page(
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {
@@ -454,7 +454,7 @@ pub(crate) struct DeletePage {
 pub(crate) async fn delete_page(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
 ) -> Response {
     own_page(&state, &visitor, &id, |owned, nav| DeletePage {
         nav: Some(nav),
@@ -469,7 +469,7 @@ pub(crate) async fn delete_page(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: Form,
 ) -> Response {
     if let Err(refused) = visitor.check(&form) {

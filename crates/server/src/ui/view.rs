@@ -4,9 +4,12 @@
 use crate::error::{ApiError, ErrorDetail};
 use crate::middleware::OwnAnswer;
 use askama::Template;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use patd_proto::ErrorResponseDto;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 /// The header of a signed-in page: who, which pages the rights open, and the CSRF token of the
@@ -103,6 +106,16 @@ pub(crate) async fn not_found() -> Response {
     )
 }
 
+/// A method a page does not take (a PUT, a POST to a page that only shows).
+pub(crate) async fn method_not_allowed() -> Response {
+    message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "That did not work",
+        vec!["This page does not take that kind of request.".to_owned()],
+    )
+}
+
 /// What an `ApiError` says to a person: its status, and the causes (or the message) of the
 /// contract's body that the API would have sent, so both speak the same words.
 pub(crate) async fn error_text(
@@ -185,5 +198,42 @@ pub(crate) fn expiry(
             (when(date), Some(("Expires soon", "soon")))
         }
         Some(date) => (when(date), None),
+    }
+}
+
+/// The refusal of an address no page reads: a 400 page, not the framework's plain text.
+fn unreadable_address() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        None,
+        "That did not work",
+        vec!["The address could not be read.".to_owned()],
+    )
+}
+
+/// A page's one path parameter (a PAT's or a webhook's id, an asset's name).
+pub(crate) struct PageId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(PageId(id)),
+            Err(_) => Err(unreadable_address()),
+        }
+    }
+}
+
+/// A page's query string read into `T`; a field twice, or one that does not fit, is a 400 page.
+pub(crate) struct PageQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(PageQuery)
+            .map_err(|_| unreadable_address())
     }
 }
