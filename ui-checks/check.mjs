@@ -514,23 +514,33 @@ try {
     expectEqual(new URL(page.url()).pathname, '/ui/admin/webhooks', 'after delete');
     expectEqual(await page.locator('#webhooks tbody tr', { hasText: hook }).count(), 0, 'rows for the deleted webhook');
   });
-  await check('a form POST without its csrf field (or a wrong one) → 403, no token created', async () => {
+  await check('a form POST without its csrf field (or a wrong one, or from another site) → 403, no token created', async () => {
     needs('signedIn', 'sign in by link as admin');
     const cookie = await cookieHeader(admin.context, main);
+    await page.goto('/ui/tokens/new');
+    const csrf = await page.locator('form[action="/ui/tokens"] input[name="csrf"]').inputValue();
+    const post = (name, fields, site = 'same-origin') => fetch(`${main.url}/ui/tokens`, {
+      method: 'POST',
+      redirect: 'manual',
+      // Same-origin headers, as the browser would send: the csrf field is the only fault.
+      headers: { cookie, origin: main.url, 'sec-fetch-site': site, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ name, scope: 'sp:scopes:all', expires: '30', validity: '43200', ...fields }),
+    });
     for (const [what, fields] of [['no csrf', {}], ['a wrong csrf', { csrf: 'not-the-token' }]]) {
-      const response = await fetch(`${main.url}/ui/tokens`, {
-        method: 'POST',
-        redirect: 'manual',
-        // Same-origin headers, as the browser would send: the missing field is the only fault.
-        headers: { cookie, origin: main.url, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ name: 'no-csrf', scope: 'sp:scopes:all', expires: '30', validity: '43200', ...fields }),
-      });
+      const response = await post('no-csrf', fields);
       expectEqual(response.status, 403, `${what}: status`);
       expect((await response.text()).includes('Not allowed'), `${what}: no "Not allowed" in the body`);
     }
+    // A form another site sends is refused even with the right csrf value.
+    const cross = await post('cross-site', { csrf }, 'cross-site');
+    expectEqual(cross.status, 403, 'Sec-Fetch-Site: cross-site: status');
+    // The control: the same request with the page's csrf value is taken.
+    const control = await post('csrf-control', { csrf });
+    expectEqual(control.status, 200, 'with the right csrf: status');
     await page.goto('/ui/');
-    const names = await page.locator('#tokens tbody tr > :first-child').allTextContents();
-    expect(!names.some((n) => n.trim() === 'no-csrf'), 'a token "no-csrf" was created');
+    const names = (await page.locator('#tokens tbody tr > :first-child').allTextContents()).map((n) => n.trim());
+    expect(!names.includes('no-csrf') && !names.includes('cross-site'), `refused tokens were created: ${names.join(', ')}`);
+    expect(names.includes('csrf-control'), 'the control token "csrf-control" is not listed');
   });
   await check('sign out: the sign-out page, "Sign out" → /ui/sign-in; the old cookie then gets 303', async () => {
     needs('signedIn', 'sign in by link as admin');
