@@ -596,6 +596,15 @@ try {
       if (!shots.has('not-allowed')) await snapshot(alice.page, 'not-allowed');
     });
   }
+  await check('signing in again in the same browser ends the session it had (its cookie then gets 303)', async () => {
+    needs('alice', 'sign in by link as USER alice');
+    const before = await cookieHeader(alice.context, main);
+    await signIn(alice.page, main, 'alice');
+    const after = await cookieHeader(alice.context, main);
+    expect(after !== before, 'the session cookie did not change');
+    expectRedirectToSignIn(await getManual(`${main.url}/ui/`, before), main, 'GET /ui/ with the earlier cookie');
+    expectEqual((await getManual(`${main.url}/ui/`, after)).status, 200, 'GET /ui/ with the new cookie');
+  });
   await alice.context.close();
 
   // A later `oidc` step goes here: start oidc-provider on 127.0.0.1:0, then
