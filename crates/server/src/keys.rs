@@ -4,11 +4,9 @@
 
 use crate::kek::{self, KeyEncryptionKey};
 use anyhow::{anyhow, Context};
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use patd_proto::{AccessTokenClaims, SigningKeyView};
 use patd_store::{Retirement, SigningKeyReplacement, Store, StoredSigningKey};
 use serde_json::{json, Value};
@@ -101,11 +99,12 @@ fn thumbprint(public_x: &str) -> String {
 /// node of this deployment signs as.
 pub struct KeyRing {
     active: SigningKey,
-    verifying: HashMap<String, DecodingKey>,
+    /// Every verifying key by `kid`, parsed once (aws-lc-rs): a first verification costs the
+    /// signature check alone, not a key parse.
+    verifying: HashMap<String, ParsedPublicKey>,
     jwks: Value,
-    /// The signature checks every token goes through: EdDSA only and a known `iss`; the times
-    /// are checked by [`check_times`], on every path.
-    validation: Validation,
+    /// The `iss` values a token may carry: this deployment's issuers.
+    issuers: Vec<String>,
     /// The `aud` values a token may carry to be accepted here: this node's `--audience`s and
     /// every registered issuer (the default audience of the node that minted it).
     audiences: Vec<String>,
@@ -202,20 +201,12 @@ impl KeyRing {
         let verifying = all
             .iter()
             .filter_map(|key| {
-                DecodingKey::from_ed_components(&key.public_x)
+                let raw = URL_SAFE_NO_PAD.decode(&key.public_x).ok()?;
+                ParsedPublicKey::new(&ED25519, raw)
                     .ok()
-                    .map(|decoding| (key.kid.clone(), decoding))
+                    .map(|parsed| (key.kid.clone(), parsed))
             })
             .collect();
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        // One clock rule for every path, the cached one included: `check_times`.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation.set_issuer(issuers);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        // `aud` is checked by `verify`: a token minted before patd 0.13 has none.
-        validation.validate_aud = false;
         let mut accepted: Vec<String> = audiences.to_vec();
         accepted.extend(issuers.iter().cloned());
         accepted.sort();
@@ -224,7 +215,7 @@ impl KeyRing {
             active,
             verifying,
             jwks,
-            validation,
+            issuers: issuers.to_vec(),
             audiences: accepted,
             generation: 0,
         }
@@ -261,16 +252,38 @@ impl KeyRing {
     }
 
     /// Checks the header's algorithm, `typ`, `crit` and `kid`, the signature, `iss`, `aud`, and
-    /// the times (`check_times`), in that order.
+    /// the times (`check_times`), in that order. The compact JWS (RFC 7515 §7.1) is read here:
+    /// three base64url segments, the signature checked over the first two with the `kid`'s key
+    /// parsed once, before the claims are read at all.
     pub fn verify(
         &self,
         token: &str,
         now: i64,
     ) -> Result<AccessTokenClaims<'static>, JwtRejection> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejection::Malformed)?;
-        // The algorithm is pinned: the header cannot choose HS256, `none` or anything else.
-        if header.alg != Algorithm::EdDSA {
-            return Err(JwtRejection::Algorithm);
+        let mut segments = token.split('.');
+        let (Some(header_segment), Some(payload_segment), Some(signature_segment), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(JwtRejection::Malformed);
+        };
+        let header: JwsHeader = URL_SAFE_NO_PAD
+            .decode(header_segment)
+            .ok()
+            // serde would read a JSON array into a struct member by member: an object only.
+            .filter(|bytes| bytes.trim_ascii_start().first() == Some(&b'{'))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(JwtRejection::Malformed)?;
+        // The algorithm is pinned: the header cannot choose HS256, `none` or anything else. A
+        // name that is no JWS signature algorithm (`none` among them) is no token at all.
+        if header.alg != "EdDSA" {
+            return Err(if KNOWN_ALGORITHMS.contains(&header.alg.as_str()) {
+                JwtRejection::Algorithm
+            } else {
+                JwtRejection::Malformed
+            });
         }
         // RFC 9068 §4: only an access token is taken for one.
         if !matches!(
@@ -279,21 +292,27 @@ impl KeyRing {
         ) {
             return Err(JwtRejection::Type);
         }
-        // jsonwebtoken's `Header` drops `crit`, so the header is read again for it.
-        if names_critical_extension(token) {
+        // patd understands no JWS extension, so any critical one is unknown to it.
+        if header.crit.0 {
             return Err(JwtRejection::Critical);
         }
         let kid = header.kid.ok_or(JwtRejection::UnknownKid)?;
         let key = self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)?;
-        let claims =
-            jsonwebtoken::decode::<AccessTokenClaims<'static>>(token, key, &self.validation)
-                .map(|data| data.claims)
-                .map_err(|err| match err.kind() {
-                    ErrorKind::InvalidIssuer => JwtRejection::Issuer,
-                    ErrorKind::InvalidSignature => JwtRejection::Signature,
-                    ErrorKind::InvalidAlgorithm => JwtRejection::Algorithm,
-                    _ => JwtRejection::Malformed,
-                })?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_segment)
+            .map_err(|_| JwtRejection::Malformed)?;
+        let signed = &token[..header_segment.len() + 1 + payload_segment.len()];
+        key.verify_sig(signed.as_bytes(), &signature)
+            .map_err(|_| JwtRejection::Signature)?;
+        let claims: AccessTokenClaims<'static> = URL_SAFE_NO_PAD
+            .decode(payload_segment)
+            .ok()
+            .filter(|bytes| bytes.trim_ascii_start().first() == Some(&b'{'))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(JwtRejection::Malformed)?;
+        if !self.issuers.iter().any(|issuer| *issuer == claims.iss) {
+            return Err(JwtRejection::Issuer);
+        }
         // Tokens minted before patd 0.13 carry no `aud` (nor `sub`); they are honoured until
         // their `exp`, at most 12 hours after an upgrade. Every newer token names its audience.
         if !claims.aud.is_empty() && !claims.aud.any_of(&self.audiences) {
@@ -301,6 +320,37 @@ impl KeyRing {
         }
         check_times(&claims, now)?;
         Ok(claims)
+    }
+}
+
+/// The JWS signature algorithms (RFC 7518 §3.1, RFC 8037) a header may name without being
+/// malformed; patd takes only `EdDSA`.
+const KNOWN_ALGORITHMS: [&str; 12] = [
+    "HS256", "HS384", "HS512", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384",
+    "PS512", "EdDSA",
+];
+
+/// The members of a JWS header that patd reads; any other is ignored, and a member given twice
+/// is refused (serde), as is a header that is not a JSON object.
+#[derive(serde::Deserialize)]
+struct JwsHeader {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a header member is there at all, whatever its value (`"crit": null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Present, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Ok(Present(true))
     }
 }
 
@@ -320,21 +370,6 @@ pub fn check_times(claims: &AccessTokenClaims<'_>, now: i64) -> Result<(), JwtRe
         return Err(JwtRejection::NotYetValid);
     }
     Ok(())
-}
-
-/// Whether the token's header has a `crit` member (or cannot be read as JSON at all, which the
-/// decoder refuses anyway). patd understands no JWS extension, so any is unknown to it.
-fn names_critical_extension(token: &str) -> bool {
-    let Some(segment) = token.split('.').next() else {
-        return true;
-    };
-    let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) else {
-        return true;
-    };
-    match serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes) {
-        Ok(header) => header.contains_key("crit"),
-        Err(_) => true,
-    }
 }
 
 /// Adds a fresh key to the database; every node signs with it once it reloads its keys. With a
@@ -677,6 +712,110 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ISSUER: &str = "http://127.0.0.1:8080";
+
+    fn claims_json(now: i64) -> Value {
+        json!({
+            "iss": ISSUER, "sub": "i", "aud": ISSUER, "iat": now, "exp": now + 600,
+            "jti": "j", "client_id": "c", "identity_id": "i", "user_name": "u",
+            "tenant_id": "t", "org": "o", "pod": "p", "internal": false, "strong_auth": false,
+            "authorities": [], "scope": ["sp:scopes:all"], "rights": []
+        })
+    }
+
+    /// A compact JWS of `header` and `claims`, signed by `key` whatever the header says.
+    fn signed(key: &SigningKey, header: &str, claims: &Value) -> String {
+        let mut token = URL_SAFE_NO_PAD.encode(header);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = key.signer.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        token
+    }
+
+    #[test]
+    fn the_verifier_reads_only_what_patd_signs() {
+        let key = SigningKey::generate().unwrap();
+        let kid = key.kid().to_owned();
+        let ring = KeyRing::new(key, Vec::new(), &[ISSUER.to_owned()], &[]);
+        let key = ring.active();
+        let now = 1_800_000_000;
+        let good = format!(r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}"}}"#);
+        let token = signed(key, &good, &claims_json(now));
+        assert!(ring.verify(&token, now).is_ok());
+        let header = |text: &str| signed(key, text, &claims_json(now));
+        let cases = [
+            (format!("{token}.x"), JwtRejection::Malformed),
+            (token.replacen('.', "", 1), JwtRejection::Malformed),
+            (
+                header(&format!(r#"{{"typ":"at+jwt","alg":"none","kid":"{kid}"}}"#)),
+                JwtRejection::Malformed,
+            ),
+            (
+                header(&format!(
+                    r#"{{"typ":"at+jwt","alg":"HS256","kid":"{kid}"}}"#
+                )),
+                JwtRejection::Algorithm,
+            ),
+            (
+                header(&format!(
+                    r#"{{"typ":"secevent+jwt","alg":"EdDSA","kid":"{kid}"}}"#
+                )),
+                JwtRejection::Type,
+            ),
+            (
+                header(&format!(
+                    r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}","crit":null}}"#
+                )),
+                JwtRejection::Critical,
+            ),
+            (
+                header(&format!(
+                    r#"{{"typ":"at+jwt","alg":"EdDSA","alg":"EdDSA","kid":"{kid}"}}"#
+                )),
+                JwtRejection::Malformed,
+            ),
+            (
+                header(r#"{"typ":"at+jwt","alg":"EdDSA"}"#),
+                JwtRejection::UnknownKid,
+            ),
+            (header(r#"["EdDSA"]"#), JwtRejection::Malformed),
+            (
+                signed(key, &good, &json!({"iss": ISSUER})),
+                JwtRejection::Malformed,
+            ),
+        ];
+        for (token, want) in cases {
+            assert_eq!(ring.verify(&token, now).unwrap_err(), want, "{token}");
+        }
+        // A byte of the payload changed: the signature no longer holds.
+        let (head, rest) = token.split_once('.').unwrap();
+        let (payload, signature) = rest.split_once('.').unwrap();
+        let mut claims = claims_json(now);
+        claims["rights"] = json!(["idn:all-personal-access-tokens:manage"]);
+        let forged = format!(
+            "{head}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        assert_ne!(forged.split('.').nth(1), Some(payload));
+        assert_eq!(
+            ring.verify(&forged, now).unwrap_err(),
+            JwtRejection::Signature
+        );
+        let mut elsewhere = claims_json(now);
+        elsewhere["iss"] = json!("https://other.example");
+        assert_eq!(
+            ring.verify(&signed(key, &good, &elsewhere), now)
+                .unwrap_err(),
+            JwtRejection::Issuer
+        );
+        assert_eq!(
+            ring.verify(&token, now + 600).unwrap_err(),
+            JwtRejection::Expired
+        );
+    }
 
     #[test]
     fn a_generated_key_round_trips_through_pem() {
