@@ -383,6 +383,7 @@ pub(crate) async fn delete_webhook_page(
                 name: format!("the webhook to {}", hook.url.as_str()),
                 action: format!("/ui/admin/webhooks/{}/delete", hook.id),
                 cancel: "/ui/admin/webhooks",
+                consequence: "patd stops sending it events, and drops the deliveries still due.",
             },
         ),
         None => view::error_page(ApiError::NotFound, Some(visitor.nav())).await,

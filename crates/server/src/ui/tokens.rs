@@ -449,6 +449,8 @@ pub(crate) struct DeletePage {
     pub name: String,
     pub action: String,
     pub cancel: &'static str,
+    /// What deleting it does.
+    pub consequence: &'static str,
 }
 
 pub(crate) async fn delete_page(
@@ -461,6 +463,7 @@ pub(crate) async fn delete_page(
         name: owned.pat.name.as_str().to_owned(),
         action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
         cancel: "/ui/",
+        consequence: "Scripts using it stop working at once, and its access tokens too.",
     })
     .await
 }
