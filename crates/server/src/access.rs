@@ -255,7 +255,7 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Prunes revoked tokens past their `exp`, by the configured clock, every `interval`.
 pub(crate) fn prune_forever(state: AppState, interval: Duration) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(interval);
+        let mut every = crate::state::housekeeping(interval);
         loop {
             every.tick().await;
             let now = state.config.clock.now();

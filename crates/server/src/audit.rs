@@ -209,10 +209,10 @@ impl AuthFailures {
     }
 }
 
-/// Deletes, now and every hour, the events older than `retention`.
+/// Deletes, soon after start and every hour, the events older than `retention`.
 pub(crate) fn prune_forever(store: DynStore, retention: Duration) {
     tokio::spawn(async move {
-        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        let mut every_hour = crate::state::housekeeping(Duration::from_secs(3600));
         loop {
             every_hour.tick().await;
             let before = OffsetDateTime::now_utc() - retention;

@@ -397,3 +397,15 @@ impl AppState {
         }
     }
 }
+
+/// How long a node waits after it starts before its first housekeeping pass (pruning): a node's
+/// first moments are busy, and nodes started together would otherwise each open a connection
+/// for it at once.
+const HOUSEKEEPING_QUIET: Duration = Duration::from_secs(10);
+
+/// A housekeeping schedule: every `period`, the first pass after `period` or the quiet start,
+/// whichever is sooner (so a node restarted often still prunes).
+pub(crate) fn housekeeping(period: Duration) -> tokio::time::Interval {
+    let first = tokio::time::Instant::now() + period.min(HOUSEKEEPING_QUIET);
+    tokio::time::interval_at(first, period)
+}

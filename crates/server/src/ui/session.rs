@@ -553,7 +553,7 @@ pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Every node prunes; the deletes are idempotent.
 pub(crate) fn prune_forever(state: AppState) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        let mut ticks = crate::state::housekeeping(PRUNE_EVERY);
         loop {
             ticks.tick().await;
             let now = OffsetDateTime::now_utc();
