@@ -3,6 +3,7 @@
 // (no csrf field, a reused link, an idle session, a USER on the admin pages); an axe-core scan and
 // phone and desktop screenshots of every page. `ui-checks/run` sets the environment and starts the
 // main server. Prints one line per check and "ui-checks: N passed, N failed"; exits 1 on a failure.
+import { check, broke, expect, expectEqual, summary } from './report.mjs';
 import { chromium } from 'playwright-core';
 import axe from 'axe-core';
 import { spawn, execFile } from 'node:child_process';
@@ -46,26 +47,6 @@ const DESKTOP = { width: 1280, height: 800 };
 
 // ---- reporting -------------------------------------------------------------------------------
 
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed += 1;
-    console.log(`ok   ${name}`);
-  } catch (error) {
-    failed += 1;
-    const [first, ...rest] = String(error?.message ?? error).split('\n');
-    console.log(`FAIL ${name}: ${first}`);
-    for (const line of rest.slice(0, 30)) if (line.trim()) console.log(`       ${line}`);
-  }
-}
-function expect(condition, message) {
-  if (!condition) throw new Error(message);
-}
-function expectEqual(actual, wanted, what) {
-  if (actual !== wanted) throw new Error(`${what}: wanted ${JSON.stringify(wanted)}, got ${JSON.stringify(actual)}`);
-}
 
 // ---- servers and the command line ------------------------------------------------------------
 
@@ -680,12 +661,10 @@ try {
   });
 } catch (error) {
   // Something outside a check (the browser itself) broke: that is a failure, never a skip.
-  failed += 1;
-  console.log(`FAIL the harness itself: ${error?.stack ?? error}`);
+  broke('the harness itself', error);
 } finally {
   await browser.close().catch(() => {});
   stopServers();
 }
 
-console.log(`ui-checks: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+process.exit(summary('ui-checks'));

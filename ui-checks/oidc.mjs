@@ -3,6 +3,7 @@
 // chromium through playwright-core clicking through the provider's own login and consent pages.
 // Standalone: `ui-checks/run-oidc` builds patd, installs the packages and runs it with PATD_BIN.
 // Prints one line per check and "oidc-checks: N passed, N failed"; exits 1 on any failure.
+import { check, broke, expect, expectEqual, summary } from './report.mjs';
 import { chromium } from 'playwright-core';
 import Provider from 'oidc-provider';
 import { spawn, execFile } from 'node:child_process';
@@ -25,26 +26,6 @@ const CLIENT_SECRET = 'a-client-secret-only-this-test-knows';
 
 // ---- reporting -------------------------------------------------------------------------------
 
-let passed = 0;
-let failed = 0;
-async function check(name, body) {
-  try {
-    await body();
-    passed += 1;
-    console.log(`ok   ${name}`);
-  } catch (error) {
-    failed += 1;
-    const [first, ...rest] = String(error?.message ?? error).split('\n');
-    console.log(`FAIL ${name}: ${first}`);
-    for (const line of rest.slice(0, 20)) if (line.trim()) console.log(`       ${line}`);
-  }
-}
-function expect(condition, message) {
-  if (!condition) throw new Error(message);
-}
-function expectEqual(actual, wanted, what) {
-  if (actual !== wanted) throw new Error(`${what}: wanted ${JSON.stringify(wanted)}, got ${JSON.stringify(actual)}`);
-}
 
 // ---- servers ---------------------------------------------------------------------------------
 
@@ -309,12 +290,10 @@ try {
   });
   provider.server.close();
 } catch (error) {
-  failed += 1;
-  console.log(`FAIL the checks could not run: ${error?.stack ?? error}`);
+  broke('the checks could not run', error);
 } finally {
   await browser.close();
   stopAll();
 }
-console.log(`oidc-checks: ${passed} passed, ${failed} failed`);
-status = failed > 0 ? 1 : 0;
+status = summary('oidc-checks');
 process.exit(status);

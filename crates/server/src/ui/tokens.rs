@@ -309,15 +309,16 @@ async fn own(state: &AppState, visitor: &Visitor, id: &str) -> Result<OwnedPat, 
     }
 }
 
-/// The page `make` builds for the caller's PAT `id`, or the error page.
+/// The page `make` builds for the caller's PAT `id`, with `status`, or the error page.
 async fn own_page<T: Template>(
     state: &AppState,
     visitor: &Visitor,
     id: &str,
+    status: StatusCode,
     make: impl FnOnce(&OwnedPat, Nav) -> T,
 ) -> Response {
     match own(state, visitor, id).await {
-        Ok(owned) => view::render(StatusCode::OK, &make(&owned, visitor.nav())),
+        Ok(owned) => view::render(status, &make(&owned, visitor.nav())),
         Err(page) => page,
     }
 }
@@ -337,12 +338,14 @@ pub(crate) async fn rename_page(
     visitor: Visitor,
     PageId(id): PageId,
 ) -> Response {
-    own_page(&state, &visitor, &id, |owned, nav| RenamePage {
-        nav: Some(nav),
-        id: owned.pat.id.as_str().to_owned(),
-        current: owned.pat.name.as_str().to_owned(),
-        name: owned.pat.name.as_str().to_owned(),
-        error: None,
+    own_page(&state, &visitor, &id, StatusCode::OK, |owned, nav| {
+        RenamePage {
+            nav: Some(nav),
+            id: owned.pat.id.as_str().to_owned(),
+            current: owned.pat.name.as_str().to_owned(),
+            name: owned.pat.name.as_str().to_owned(),
+            error: None,
+        }
     })
     .await
 }
@@ -357,27 +360,31 @@ pub(crate) async fn rename(
     if let Err(refused) = visitor.check(&form) {
         return refused;
     }
-    let owned = match own(&state, &visitor, &id).await {
-        Ok(owned) => owned,
-        Err(page) => return page,
-    };
     let name = form.get("name").unwrap_or("").to_owned();
     let operations = serde_json::json!([{ "op": "replace", "path": "/name", "value": name }]);
-    match pats::patch_as(&state, &visitor.caller, &id, FAMILY, &operations).await {
-        Ok(_) => Redirect::to("/ui/").into_response(),
-        Err(err) => match rule_or_page(err, &visitor).await {
-            Ok(cause) => view::render(
+    let err = match pats::patch_as(&state, &visitor.caller, &id, FAMILY, &operations).await {
+        Ok(_) => return Redirect::to("/ui/").into_response(),
+        Err(err) => err,
+    };
+    // Only a refused rename needs the PAT again, for the form shown with its cause.
+    match rule_or_page(err, &visitor).await {
+        Ok(cause) => {
+            own_page(
+                &state,
+                &visitor,
+                &id,
                 StatusCode::BAD_REQUEST,
-                &RenamePage {
-                    nav: Some(visitor.nav()),
+                |owned, nav| RenamePage {
+                    nav: Some(nav),
                     id: owned.pat.id.as_str().to_owned(),
                     current: owned.pat.name.as_str().to_owned(),
                     name,
                     error: Some(cause),
                 },
-            ),
-            Err(page) => page,
-        },
+            )
+            .await
+        }
+        Err(page) => page,
     }
 }
 
@@ -395,11 +402,13 @@ pub(crate) async fn rotate_page(
     visitor: Visitor,
     PageId(id): PageId,
 ) -> Response {
-    own_page(&state, &visitor, &id, |owned, nav| RotatePage {
-        nav: Some(nav),
-        id: owned.pat.id.as_str().to_owned(),
-        name: owned.pat.name.as_str().to_owned(),
-        error: None,
+    own_page(&state, &visitor, &id, StatusCode::OK, |owned, nav| {
+        RotatePage {
+            nav: Some(nav),
+            id: owned.pat.id.as_str().to_owned(),
+            name: owned.pat.name.as_str().to_owned(),
+            error: None,
+        }
     })
     .await
 }
@@ -421,24 +430,24 @@ pub(crate) async fn rotate(
     };
     match rotate::rotate_as(&state, &visitor.caller, &id, request).await {
         Ok(rotated) => secret_page(&visitor, rotated),
-        Err(err) => {
-            let owned = match own(&state, &visitor, &id).await {
-                Ok(owned) => owned,
-                Err(page) => return page,
-            };
-            match rule_or_page(err, &visitor).await {
-                Ok(cause) => view::render(
+        Err(err) => match rule_or_page(err, &visitor).await {
+            Ok(cause) => {
+                own_page(
+                    &state,
+                    &visitor,
+                    &id,
                     StatusCode::BAD_REQUEST,
-                    &RotatePage {
-                        nav: Some(visitor.nav()),
+                    |owned, nav| RotatePage {
+                        nav: Some(nav),
                         id: owned.pat.id.as_str().to_owned(),
                         name: owned.pat.name.as_str().to_owned(),
                         error: Some(cause),
                     },
-                ),
-                Err(page) => page,
+                )
+                .await
             }
-        }
+            Err(page) => page,
+        },
     }
 }
 
@@ -458,12 +467,14 @@ pub(crate) async fn delete_page(
     visitor: Visitor,
     PageId(id): PageId,
 ) -> Response {
-    own_page(&state, &visitor, &id, |owned, nav| DeletePage {
-        nav: Some(nav),
-        name: owned.pat.name.as_str().to_owned(),
-        action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
-        cancel: "/ui/",
-        consequence: "Scripts using it stop working at once, and its access tokens too.",
+    own_page(&state, &visitor, &id, StatusCode::OK, |owned, nav| {
+        DeletePage {
+            nav: Some(nav),
+            name: owned.pat.name.as_str().to_owned(),
+            action: format!("/ui/tokens/{}/delete", owned.pat.id.as_str()),
+            cancel: "/ui/",
+            consequence: "Scripts using it stop working at once, and its access tokens too.",
+        }
     })
     .await
 }
