@@ -244,7 +244,7 @@ impl AuditEvent {
         rng: &mut impl rand::CryptoRng,
     ) -> AuditEvent {
         AuditEvent {
-            id: crate::ids::random_hex_id(rng),
+            id: crate::ids::time_ordered_hex_id(time, rng),
             time: crate::to_millis(time),
             kind,
             actor,

@@ -71,7 +71,7 @@ pub(crate) async fn check(state: &AppState, token: &str) -> Result<Result<Live, 
     let Some(pat_id) = PatId::parse(&claims.client_id) else {
         return Ok(Err(Dead::BadClient));
     };
-    let record = match state.pats.get(&state.store, &pat_id).await? {
+    let record = match state.pats.get(&pat_id).await? {
         None => return Ok(Err(Dead::Deleted)),
         Some(record) => record,
     };
@@ -193,7 +193,7 @@ pub(crate) async fn authenticate_client(
         return Err(ApiError::InvalidClient);
     };
     crate::context::note_client_id(pat_id.as_str());
-    let record = state.pats.get(&state.store, &pat_id).await?;
+    let record = state.pats.get(&pat_id).await?;
     let at = OffsetDateTime::now_utc();
     let decided = decide(record.as_deref(), &secret, at)
         .map(|grant| (grant.rights, grant.issued_at, grant.expires_at));
@@ -285,7 +285,7 @@ pub(crate) async fn revoke_token(
     ) else {
         return Ok(());
     };
-    let record = state.pats.get(&state.store, &client_id).await?;
+    let record = state.pats.get(&client_id).await?;
     if !by.caller.may_revoke_token(
         &client_id,
         &owner_id,

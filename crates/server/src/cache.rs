@@ -1,18 +1,20 @@
 //! The in-memory view of PATs that the hot paths read: exchange records by PAT id (including
-//! "no such PAT"), invalidated on every write this node makes or hears of, and the `lastUsed`
-//! marks that keep the exchange path to one database write per PAT per 24 hours; identities by
-//! id; recent list answers.
+//! "no such PAT"), read from the database in batches and invalidated on every write this node
+//! makes or hears of, and the `lastUsed` marks that keep the exchange path to one database write
+//! per PAT per 24 hours; identities by id; recent list answers.
 
 use moka::ops::compute::{CompResult, Op};
 use patd_core::exchange::{last_used_due, ExchangeRecord};
 use patd_core::identity::Identity;
 use patd_core::ids::{IdentityId, PatId};
 use patd_store::{DynStore, Health, Store, StoreError};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 /// How many PATs the cache holds at most.
 const CAPACITY: u64 = 200_000;
@@ -32,6 +34,8 @@ struct Entry {
 
 pub struct PatCache {
     records: moka::future::Cache<PatId, Entry>,
+    /// Where misses are read, together.
+    reads: BatchReader,
     /// How long an entry is trusted without a write seen by this node.
     lifetime: Duration,
     /// What this node knows of the database: while it is out of reach, entries older than
@@ -56,8 +60,14 @@ const NEW_IP_MEMORY: Duration = Duration::from_secs(600);
 impl PatCache {
     /// `lifetime` bounds how long an entry is trusted without a write seen by this node, and
     /// `grace` how much longer it still answers while the database is out of reach.
-    pub fn new(lifetime: Duration, grace: Duration, health: Arc<Health>) -> PatCache {
+    pub fn new(
+        store: DynStore,
+        lifetime: Duration,
+        grace: Duration,
+        health: Arc<Health>,
+    ) -> PatCache {
         PatCache {
+            reads: BatchReader::start(store),
             records: moka::future::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(lifetime + grace)
@@ -100,10 +110,10 @@ impl PatCache {
     /// The PAT's exchange record, from memory when possible. `None`: no such PAT. Concurrent
     /// loads of one PAT share a single database read. While the database is out of reach, an
     /// entry past its lifetime still answers until its grace runs out.
-    pub async fn get(self: &Arc<Self>, store: &DynStore, id: &PatId) -> Result<Record, StoreError> {
+    pub async fn get(self: &Arc<Self>, id: &PatId) -> Result<Record, StoreError> {
         let Some(entry) = self.records.get(id).await else {
             crate::metrics::pat_cache(false);
-            return self.load(store.as_ref(), id).await;
+            return self.load(id).await;
         };
         crate::metrics::pat_cache(true);
         if entry.loaded.elapsed() < self.lifetime || self.health.is_down() {
@@ -113,8 +123,8 @@ impl PatCache {
         // hold up a PAT that was good a moment ago, so the read goes on in the background (where
         // a failure tells the store's health) and the entry in hand answers meanwhile.
         let refresh = tokio::spawn({
-            let (cache, store, id) = (self.clone(), store.clone(), id.clone());
-            async move { cache.load(store.as_ref(), &id).await }
+            let (cache, id) = (self.clone(), id.clone());
+            async move { cache.load(&id).await }
         });
         match tokio::time::timeout(STALE_WAIT, refresh).await {
             Ok(Ok(Ok(record))) => Ok(record),
@@ -125,7 +135,7 @@ impl PatCache {
 
     /// Reads the PAT into the cache, unless another caller did while this one waited for the
     /// entry; an entry past its lifetime stays when the database is out of reach.
-    async fn load(&self, store: &dyn Store, id: &PatId) -> Result<Record, StoreError> {
+    async fn load(&self, id: &PatId) -> Result<Record, StoreError> {
         // A load that overlapped a write to the PAT is not kept; the next attempt loads again.
         for _ in 0..3 {
             let before = self.generation(id);
@@ -141,10 +151,10 @@ impl PatCache {
                     {
                         return Ok(Op::Nop);
                     }
-                    match store.pat_for_exchange(id).await {
+                    match self.reads.read(id).await {
                         Ok(_) if self.generation(id) != before => Ok(Op::Remove),
                         Ok(record) => Ok(Op::Put(Entry {
-                            record: record.map(Arc::new),
+                            record,
                             loaded: Instant::now(),
                         })),
                         // Out of reach: the entry in hand keeps answering within its grace.
@@ -161,7 +171,7 @@ impl PatCache {
             }
         }
         // Writes keep racing the loads: read once more, keep nothing.
-        Ok(store.pat_for_exchange(id).await?.map(Arc::new))
+        self.reads.read(id).await
     }
 
     /// The current lists epoch, part of every cached list answer's key.
@@ -216,6 +226,80 @@ impl PatCache {
             result,
             CompResult::Inserted(_) | CompResult::ReplacedWith(_)
         )
+    }
+}
+
+/// How many reads of misses may be under way at once: a few connections' worth, so that a burst
+/// of cold exchanges neither waits behind one read nor takes every connection.
+const CONCURRENT_READS: usize = 2;
+
+/// The most PATs one read asks for.
+const READ_BATCH: usize = 128;
+
+/// A miss waiting for its read: the PAT's id and where its answer goes.
+type Pending = (PatId, oneshot::Sender<Result<Record, StoreError>>);
+
+/// Reads the records of cache misses in batches. A read takes every miss queued when it starts
+/// (up to `READ_BATCH`); misses that arrive while the reads are under way go out together in the
+/// next one. A lone miss is read at once, so batching adds no wait: it only shares the queries
+/// when misses come faster than one query a miss could serve them.
+struct BatchReader {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl BatchReader {
+    fn start(store: DynStore) -> BatchReader {
+        let (queue, pending) = mpsc::unbounded_channel();
+        let pending = Arc::new(tokio::sync::Mutex::new(pending));
+        for _ in 0..CONCURRENT_READS {
+            tokio::spawn(read_batches(store.clone(), pending.clone()));
+        }
+        BatchReader { queue }
+    }
+
+    /// The PAT's record, or `None` when there is no such PAT.
+    async fn read(&self, id: &PatId) -> Result<Record, StoreError> {
+        let stopped = || StoreError::Unavailable("the PAT reader has stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((id.clone(), reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One reader: takes what is queued, reads it in one call, answers each waiter. Ends when the
+/// cache is gone.
+async fn read_batches(
+    store: DynStore,
+    pending: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(READ_BATCH);
+    loop {
+        let received = pending.lock().await.recv_many(&mut batch, READ_BATCH).await;
+        if received == 0 {
+            return;
+        }
+        let mut ids: Vec<PatId> = batch.iter().map(|(id, _)| id.clone()).collect();
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        crate::metrics::pat_read();
+        match store.pats_for_exchange(&ids).await {
+            Ok(records) => {
+                let found: HashMap<PatId, Arc<ExchangeRecord>> = records
+                    .into_iter()
+                    .map(|record| (record.pat.id.clone(), Arc::new(record)))
+                    .collect();
+                for (id, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(found.get(&id).cloned()));
+                }
+            }
+            Err(err) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(err.duplicate()));
+                }
+            }
+        }
     }
 }
 

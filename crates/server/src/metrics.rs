@@ -19,6 +19,8 @@ pub const EXCHANGES: &str = "patd_token_exchanges_total";
 /// PAT cache lookups that found the record in memory, and those that read the database.
 pub const CACHE_HITS: &str = "patd_pat_cache_hits_total";
 pub const CACHE_MISSES: &str = "patd_pat_cache_misses_total";
+/// Database reads that served the misses: one read serves every miss queued when it starts.
+pub const CACHE_READS: &str = "patd_pat_cache_reads_total";
 /// Requests refused by a rate limit, by limit: `request`, `exchange_failures`,
 /// `unknown_client_failures`.
 pub const RATE_LIMITED: &str = "patd_rate_limit_refusals_total";
@@ -83,6 +85,10 @@ fn describe() {
     metrics::describe_counter!(EXCHANGES, "Token exchanges by outcome");
     metrics::describe_counter!(CACHE_HITS, "PAT lookups answered from memory");
     metrics::describe_counter!(CACHE_MISSES, "PAT lookups that read the database");
+    metrics::describe_counter!(
+        CACHE_READS,
+        "Database reads of PATs for the misses (one read serves many)"
+    );
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
     metrics::describe_gauge!(
         LAST_USED_PENDING,
@@ -105,6 +111,7 @@ fn describe() {
     metrics::gauge!(OUTBOX_DEPTH).set(0.0);
     metrics::counter!(CACHE_HITS).absolute(0);
     metrics::counter!(CACHE_MISSES).absolute(0);
+    metrics::counter!(CACHE_READS).absolute(0);
 }
 
 /// The exposition text: the gauges read from `state` now, then every series.
@@ -121,6 +128,7 @@ pub fn render(state: &AppState) -> String {
 struct Hot {
     cache_hits: metrics::Counter,
     cache_misses: metrics::Counter,
+    cache_reads: metrics::Counter,
     /// By `Exchange as usize`.
     exchanges: [metrics::Counter; 4],
 }
@@ -132,6 +140,7 @@ fn hot() -> &'static Hot {
         Hot {
             cache_hits: metrics::counter!(CACHE_HITS),
             cache_misses: metrics::counter!(CACHE_MISSES),
+            cache_reads: metrics::counter!(CACHE_READS),
             exchanges: Exchange::ALL
                 .map(|outcome| metrics::counter!(EXCHANGES, "outcome" => outcome.label())),
         }
@@ -170,7 +179,11 @@ pub(crate) fn exchange(outcome: Exchange) {
     hot().exchanges[outcome as usize].increment(1);
 }
 
-/// Counts one PAT lookup, answered from memory or not.
+/// Counts one database read of the PATs that missed the cache.
+pub(crate) fn pat_read() {
+    hot().cache_reads.increment(1);
+}
+
 /// One delivery attempt's outcome: `delivered`, `retry` or `failed`.
 pub(crate) fn delivery(outcome: &'static str) {
     metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
@@ -181,6 +194,7 @@ pub(crate) fn outbox_depth(due: usize) {
     metrics::gauge!(OUTBOX_DEPTH).set(due as f64);
 }
 
+/// Counts one PAT lookup, answered from memory or not.
 pub(crate) fn pat_cache(hit: bool) {
     let hot = hot();
     if hit {

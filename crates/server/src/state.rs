@@ -294,6 +294,7 @@ impl AppState {
             None => None,
         };
         let pats = Arc::new(PatCache::new(
+            store.clone(),
             config.cache_lifetime,
             config.outage_grace,
             health.clone(),
@@ -350,6 +351,7 @@ impl AppState {
         crate::audit::prune_forever(state.store.clone(), state.config.audit_retention);
         crate::access::prune_forever(state.clone(), state.config.revocation_prune_interval);
         crate::ui::session::prune_forever(state.clone());
+        optimize_forever(state.store.clone());
         if let Some(events) = events {
             state.follow_changes(events);
         }
@@ -408,4 +410,19 @@ const HOUSEKEEPING_QUIET: Duration = Duration::from_secs(10);
 pub(crate) fn housekeeping(period: Duration) -> tokio::time::Interval {
     let first = tokio::time::Instant::now() + period.min(HOUSEKEEPING_QUIET);
     tokio::time::interval_at(first, period)
+}
+
+/// Refreshes the query planner's statistics soon after start (a migration may have added
+/// indexes that have none) and every hour, as the tenant grows: the admin lists' plans depend
+/// on them.
+fn optimize_forever(store: DynStore) {
+    tokio::spawn(async move {
+        let mut every_hour = housekeeping(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            if let Err(err) = store.optimize().await {
+                tracing::warn!(error = %err, "could not refresh the planner's statistics");
+            }
+        }
+    });
 }

@@ -206,7 +206,7 @@ guarded! {
     queue_stream_set(stream_id: &str, signal: &Signal) -> bool;
     poll_stream(stream_id: &str, ack: &[String], errors: &[(String, String)], max: i64) -> (Vec<crate::Delivery>, bool);
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
-    pat_for_exchange(id: &PatId) -> Option<ExchangeRecord>;
+    pats_for_exchange(ids: &[PatId]) -> Vec<ExchangeRecord>;
     pat_by_digest(digest: &SecretDigest) -> Option<ExchangeRecord>;
     record_last_used(uses: &[LastUse]) -> u64;
     record_auth_failures(aggregates: &[(AuditEvent, i64, String)]) -> ();
@@ -222,6 +222,7 @@ guarded! {
     setting_or_insert(key: &str, value: &str) -> String;
     subscribe() -> Option<mpsc::Receiver<StoreEvent>>;
     ping() -> ();
+    optimize() -> ();
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 /// A store decorator that bounds every call in time and tracks whether the database answers.
 pub mod guard;
+/// Lists over a whole tenant: the plan that finds a page, and its statements.
+mod list;
 /// Webhooks, the outbox of deliveries, and expiry-notice markers.
 mod outbox;
 /// The PostgreSQL backend.
@@ -112,6 +114,24 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// The same error for another caller that waited on the same call (one read serves many):
+    /// the same kind and text. A backend error keeps its text, not its structure.
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::NameTaken => StoreError::NameTaken,
+            StoreError::IdentityNameTaken => StoreError::IdentityNameTaken,
+            StoreError::LimitReached { max } => StoreError::LimitReached { max: *max },
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Corrupt(text) => StoreError::Corrupt(text.clone()),
+            StoreError::Backend(err) => StoreError::Backend(sqlx::Error::Protocol(err.to_string())),
+            StoreError::Unavailable(text) => StoreError::Unavailable(text.clone()),
+            StoreError::Gone(text) => StoreError::Gone(text.clone()),
+            StoreError::NoSuchFile(text) => StoreError::NoSuchFile(text.clone()),
+            StoreError::UnsupportedUrl(text) => StoreError::UnsupportedUrl(text.clone()),
+            StoreError::Migrate(err) => StoreError::Corrupt(err.to_string()),
+        }
+    }
+
     /// Whether the database could not be reached (as opposed to refusing or failing a statement).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
@@ -485,8 +505,9 @@ pub trait Store: Send + Sync + 'static {
         max: i64,
     ) -> Result<(Vec<Delivery>, bool), StoreError>;
 
-    /// The PAT, its digest and its owner, for a token exchange.
-    async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// The PATs, their digests and their owners, for token exchanges: the records of those of
+    /// `ids` that exist, in any order, read together (cold exchanges arrive together).
+    async fn pats_for_exchange(&self, ids: &[PatId]) -> Result<Vec<ExchangeRecord>, StoreError>;
     /// The same record for the PAT whose secret has `digest`, or whose replaced secret had it
     /// (whether its grace still lasts is the caller's to decide): a leaked or revoked secret
     /// names no id.
@@ -549,6 +570,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers a trivial query (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Refreshes the statistics the query planner picks indexes by: after a bulk load, at start
+    /// and now and then as the tenant grows (the admin lists' plans depend on them).
+    async fn optimize(&self) -> Result<(), StoreError>;
     /// How many of the pools' connections are in use and idle (metrics).
     fn pool_stats(&self) -> PoolStats;
     /// Changes other processes make to the same database, for backends that announce them
@@ -602,6 +626,20 @@ pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
 /// not start a new tenant by accident (`serve --no-bootstrap`).
 pub async fn connect_existing(url: &str) -> Result<DynStore, StoreError> {
     connect_with(url, false).await
+}
+
+/// The plans the database at `url` would follow for a list's statements (the page, then the
+/// count when asked for), as it prints them: for the benchmark and ARCHITECTURE.md.
+pub async fn explain_list(url: &str, query: &PatQuery) -> Result<Vec<String>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect_with(url, false).await?;
+        store.queries().explain_list(query).await
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PostgresStore::connect(url).await?;
+        store.queries().explain_list(query).await
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
 }
 
 async fn connect_with(url: &str, create: bool) -> Result<DynStore, StoreError> {

@@ -5,6 +5,7 @@ use crate::queries::{insert_within_limit, notify, store_by_queries, PatInsert, Q
 use crate::sql::{row_access, rows_affected, Dialect, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL};
 use crate::{StoreError, StoreEvent};
 use patd_core::ids::PatId;
+use patd_core::listing::SortField;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    fn queries(&self) -> Queries<'_, Postgres> {
+    pub(crate) fn queries(&self) -> Queries<'_, Postgres> {
         Queries {
             reader: &self.pool,
             writer: &self.pool,
@@ -57,13 +58,25 @@ impl Dialect for Postgres {
     fn param(n: usize) -> String {
         format!("${n}")
     }
-    const CONTAINS: [&'static str; 2] = ["(strpos(p.name, ", ") > 0)"];
+    // LIKE is case-sensitive here, and pats_name_trigrams (pg_trgm, migration 0012) serves it.
+    const CONTAINS: [&'static str; 2] = ["(p.name LIKE ", " ESCAPE '\\')"];
+    const CONTAINS_LIKE: bool = true;
     const STARTS_WITH: [&'static str; 3] = ["(left(p.name, char_length(", ")) = ", ")"];
     // The "C" collation compares bytes, as SQLite's BINARY does, whatever the database's locale.
-    const NAME_ORDER: &'static str = "p.name COLLATE \"C\"";
+    const PAT_NAME: &'static str = "p.name COLLATE \"C\"";
     const IDENTITY_NAME_ORDER: &'static str = "name COLLATE \"C\"";
     const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    const EXPLAIN: [&'static str; 2] = ["EXPLAIN ", "QUERY PLAN"];
+    fn walk_index(_: SortField) -> &'static str {
+        ""
+    }
+    // A subquery with an OFFSET is planned apart from the query around it.
+    const FENCE: &'static str = " OFFSET 0";
+    // Its estimate of the matches can be far off; a join back to the table it would then hash.
+    const MATCHES_WITH_KEYS: bool = true;
+    // Autovacuum analyzes too, but only after enough of a table has changed.
+    const ANALYZE: &'static str = "ANALYZE pats; ANALYZE audit_events";
 }
 
 row_access!(PgRow);

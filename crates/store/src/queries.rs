@@ -2,14 +2,15 @@
 //! differences supplied by `Dialect`, and `store_by_queries!`, which makes a backend a `Store`
 //! out of them. A new table's queries go here.
 
+use crate::list;
 use crate::sql::{
     event_from_row, insert_events, push_audit_where, upsert_aggregates, EVENT_CHUNK, EVENT_COLUMNS,
 };
 use crate::sql::{
     exchange_record, from_millis, identity_from_row, insert_limited, insert_values,
-    is_unique_violation, millis, owned_pat_from_row, push_order, push_where, signing_key_from_row,
-    to_json, Dialect, RowAccess, Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL,
-    LISTS_CHANNEL, PATS_CHANNEL, PAT_COLUMNS,
+    is_unique_violation, millis, owned_pat_from_row, signing_key_from_row, to_json, Dialect,
+    RowAccess, Statement, Value, FIRST_KEY_SETTING, INSERT_CHUNK, KEYS_CHANNEL, LISTS_CHANNEL,
+    PATS_CHANNEL, PAT_COLUMNS,
 };
 use crate::{
     AuditPage, LastUse, OwnedPat, PatPage, PatQuery, Retirement, SigningKeyReplacement, StoreError,
@@ -90,28 +91,70 @@ where
             .transpose()
     }
 
+    /// A page of PATs and, when asked, the total; the plan as `list.rs` decides it.
     pub(crate) async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError> {
-        let request = &query.request;
-        let mut select = Statement::<DB>::new(format!(
-            "SELECT {PAT_COLUMNS}, i.name AS owner_name FROM pats p \
-             JOIN identities i ON i.id = p.owner_id"
-        ));
-        push_where(&mut select, query);
-        push_order(&mut select, query);
-        let count = request.count.then(|| {
-            let mut count = Statement::<DB>::new("SELECT COUNT(*) AS total FROM pats p");
-            push_where(&mut count, query);
-            count
-        });
-        let (items, total) = self
-            .page(
-                select,
-                (request.limit, request.offset),
-                count,
-                owned_pat_from_row,
-            )
-            .await?;
-        Ok(PatPage { items, total })
+        let (plan, total, _) = self.list_plan(query).await?;
+        let items = list::page::<DB>(query, plan)
+            .query()
+            .fetch_all(self.reader)
+            .await?
+            .iter()
+            .map(owned_pat_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = query.request.count.then_some(total).flatten();
+        Ok(PatPage {
+            items,
+            total: total.map(|total| u64::try_from(total).unwrap_or_default()),
+        })
+    }
+
+    /// The plan of a list, the number of matches it was decided by (exact when the client
+    /// asked for the total, else counted up to the bound; none when the plan needs neither),
+    /// and the statement that counted them.
+    async fn list_plan(
+        &self,
+        query: &PatQuery,
+    ) -> Result<(list::Plan, Option<i64>, Option<Statement<DB>>), StoreError> {
+        let counter = if query.request.count {
+            Some(list::count::<DB>(query))
+        } else if list::needs_probe(query) {
+            Some(list::probe::<DB>(query))
+        } else {
+            None
+        };
+        let matches = match &counter {
+            Some(statement) => Some(
+                statement
+                    .query()
+                    .fetch_one(self.reader)
+                    .await?
+                    .int("total")?,
+            ),
+            None => None,
+        };
+        Ok((list::plan(query, matches), matches, counter))
+    }
+
+    /// The plan `list_pats` would choose, and the database's plans for its statements as it
+    /// prints them: the probe or the count, then the page.
+    pub(crate) async fn explain_list(&self, query: &PatQuery) -> Result<Vec<String>, StoreError> {
+        let (plan, matches, counter) = self.list_plan(query).await?;
+        let mut lines = vec![format!(
+            "plan: {plan:?} (matches {matches:?}, bound {})",
+            list::walk_bound(query)
+        )];
+        let [prefix, column] = DB::EXPLAIN;
+        for statement in counter.into_iter().chain([list::page::<DB>(query, plan)]) {
+            for row in statement
+                .prefixed(prefix)
+                .query()
+                .fetch_all(self.reader)
+                .await?
+            {
+                lines.push(row.text(column)?);
+            }
+        }
+        Ok(lines)
     }
 
     /// One page of `select` (`LIMIT`, `OFFSET` appended), each row decoded, and the total that
@@ -257,24 +300,36 @@ where
         Ok(deleted)
     }
 
-    pub(crate) async fn pat_for_exchange(
+    /// The exchange records of those of `ids` that exist, in one read of the PATs and one of
+    /// their revoked tokens. The id list is padded to a power of two (repeating an id), so that
+    /// a connection prepares a handful of statements, not one per batch size.
+    pub(crate) async fn pats_for_exchange(
         &self,
-        id: &PatId,
-    ) -> Result<Option<ExchangeRecord>, StoreError> {
-        let sql = format!(
+        ids: &[PatId],
+    ) -> Result<Vec<ExchangeRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let padded: Vec<&PatId> = ids
+            .iter()
+            .chain(std::iter::repeat(&ids[ids.len() - 1]))
+            .take(ids.len().next_power_of_two())
+            .collect();
+        let mut select = Statement::<DB>::new(format!(
             "SELECT {PAT_COLUMNS}, p.secret_digest, p.last_used_ips, p.previous_secret_digest, \
                  p.previous_secret_until, p.tokens_valid_after, i.name AS owner_name, \
                  i.levels AS owner_levels, i.extra_rights AS owner_extra_rights \
-             FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id = {}",
-            DB::param(1)
-        );
-        let record = sqlx::query::<DB>(&sql)
-            .bind(id.as_str())
-            .fetch_optional(self.reader)
+             FROM pats p JOIN identities i ON i.id = p.owner_id WHERE p.id IN "
+        ));
+        select.bind_tuple(padded.iter().map(|id| Value::Text(id.as_str().to_owned())));
+        let records = select
+            .query()
+            .fetch_all(self.reader)
             .await?
-            .map(|row| exchange_record(&row))
-            .transpose()?;
-        self.with_revoked_jtis(record).await
+            .iter()
+            .map(exchange_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_revoked_jtis(records).await
     }
 
     /// The exchange record of the PAT whose secret, or whose replaced secret (in its grace or
@@ -299,38 +354,60 @@ where
             .await?
             .map(|row| exchange_record(&row))
             .transpose()?;
-        self.with_revoked_jtis(record).await
+        Ok(self
+            .with_revoked_jtis(record.into_iter().collect())
+            .await?
+            .pop())
     }
 
-    /// `record` with the `jti`s of its PAT's access tokens revoked one by one that are still
-    /// to be refused: unexpired, and not already refused by `tokens_valid_after`.
+    /// `records` with the `jti`s of their PATs' access tokens revoked one by one that are still
+    /// to be refused: unexpired, not already refused by `tokens_valid_after`, the newest
+    /// `MAX_REVOKED_PER_PAT` of each (past the cap the newest are the ones `tokens_valid_after`
+    /// does not cover). One read for all of them; most PATs have none.
     async fn with_revoked_jtis(
         &self,
-        record: Option<ExchangeRecord>,
-    ) -> Result<Option<ExchangeRecord>, StoreError> {
-        let Some(mut record) = record else {
-            return Ok(None);
-        };
-        // Newest first: past the cap the newest are the ones `tokens_valid_after` does not cover.
-        let sql = format!(
-            "SELECT r.jti {} ORDER BY r.issued_at DESC LIMIT {}",
-            revoked_rows::<DB>(),
-            DB::param(5)
+        mut records: Vec<ExchangeRecord>,
+    ) -> Result<Vec<ExchangeRecord>, StoreError> {
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let mut select = Statement::<DB>::new(
+            "SELECT r.pat_id, r.jti, r.issued_at FROM revoked_tokens r WHERE r.expires_at > ",
         );
-        let valid_after = record.tokens_valid_after.map(millis);
-        let rows = sqlx::query::<DB>(&sql)
-            .bind(record.pat.id.as_str())
-            .bind(millis(OffsetDateTime::now_utc()))
-            .bind(valid_after)
-            .bind(valid_after)
-            .bind(patd_core::exchange::MAX_REVOKED_PER_PAT as i64)
-            .fetch_all(self.reader)
-            .await?;
-        record.revoked_jtis = rows
+        select
+            .bind(Value::Int(millis(OffsetDateTime::now_utc())))
+            .push(" AND r.pat_id IN ");
+        let padded = records
             .iter()
-            .map(|row| row.text("jti"))
-            .collect::<Result<_, _>>()?;
-        Ok(Some(record))
+            .chain(std::iter::repeat(&records[records.len() - 1]))
+            .take(records.len().next_power_of_two());
+        select.bind_tuple(padded.map(|record| Value::Text(record.pat.id.as_str().to_owned())));
+        select.push(" ORDER BY r.issued_at DESC");
+        let rows = select.query().fetch_all(self.reader).await?;
+        if rows.is_empty() {
+            return Ok(records);
+        }
+        let mut by_pat: std::collections::HashMap<String, Vec<(String, i64)>> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            by_pat
+                .entry(row.text("pat_id")?)
+                .or_default()
+                .push((row.text("jti")?, row.int("issued_at")?));
+        }
+        for record in &mut records {
+            let Some(revoked) = by_pat.get(record.pat.id.as_str()) else {
+                continue;
+            };
+            let valid_after = record.tokens_valid_after.map(millis);
+            record.revoked_jtis = revoked
+                .iter()
+                .filter(|(_, issued_at)| valid_after.is_none_or(|after| *issued_at >= after))
+                .take(patd_core::exchange::MAX_REVOKED_PER_PAT)
+                .map(|(jti, _)| jti.clone())
+                .collect();
+        }
+        Ok(records)
     }
 
     /// Revokes one access token (EXTENSIONS E10) with `event`, and announces it as a change
@@ -673,6 +750,11 @@ where
         Ok(())
     }
 
+    pub(crate) async fn optimize(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(DB::ANALYZE).execute(self.writer).await?;
+        Ok(())
+    }
+
     pub(crate) fn pool_stats(&self) -> crate::PoolStats {
         let mut pools = vec![self.reader];
         if !std::ptr::eq(self.reader, self.writer) {
@@ -687,43 +769,47 @@ where
         })
     }
 
-    /// One statement for the batch's `lastUsed`: the values travel as a table that the `UPDATE`
-    /// joins, and the write stays conditional per PAT so that concurrent nodes write once. In the
-    /// same transaction: the uses' new address lists and their `pat.used` events.
+    /// A batch of uses in a fixed number of statements, however many PATs it holds: the rows
+    /// locked in id order (PostgreSQL; so that two nodes' batches cannot deadlock) with their
+    /// stored address lists read; one conditional `UPDATE` of `lastUsed` (concurrent nodes write
+    /// once); one `UPDATE` of the new address lists, merged with the stored ones read under the
+    /// lock so that other batches' and nodes' addresses keep their place; the `pat.used` events.
+    /// The values travel as `VALUES` tables that the `UPDATE`s join. One transaction.
     pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
-        let daily: Vec<&LastUse> = uses.iter().filter(|last_use| last_use.daily).collect();
+        if uses.is_empty() {
+            return Ok(0);
+        }
         let mut transaction = self.writer.begin().await?;
+        let stored = self.lock_for_last_used(&mut transaction, uses).await?;
+        let daily: Vec<&LastUse> = uses.iter().filter(|last_use| last_use.daily).collect();
         let written = self.write_last_used(&mut transaction, &daily).await?;
-        let [ips, id] = params::<DB, 2>();
-        let read = format!(
-            "SELECT last_used_ips FROM pats WHERE id = {ips}{}",
-            DB::LOCK_ROW
-        );
-        let write = format!("UPDATE pats SET last_used_ips = {ips} WHERE id = {id}");
-        for last_use in uses.iter().filter(|last_use| !last_use.new_ips.is_empty()) {
-            // Read under the transaction (and, on PostgreSQL, the row lock), so that uses written
-            // by other batches or nodes keep their place in the list.
-            let Some(row) = sqlx::query::<DB>(&read)
-                .bind(last_use.id.as_str())
-                .fetch_optional(&mut *transaction)
-                .await?
-            else {
-                continue;
-            };
-            let stored: Vec<String> =
-                serde_json::from_str(&row.text("last_used_ips")?).unwrap_or_default();
-            let mut recent = last_use.new_ips.clone();
-            recent.extend(
-                stored
-                    .into_iter()
-                    .filter(|ip| !last_use.new_ips.contains(ip)),
-            );
-            recent.truncate(RECENT_IPS);
-            sqlx::query::<DB>(&write)
-                .bind(to_json(&recent))
-                .bind(last_use.id.as_str())
-                .execute(&mut *transaction)
-                .await?;
+        let lists: Vec<(&str, String)> = uses
+            .iter()
+            .filter(|last_use| !last_use.new_ips.is_empty())
+            .filter_map(|last_use| {
+                // A PAT deleted since its use has no row: nothing to merge into.
+                let before = stored.get(last_use.id.as_str())?;
+                let mut recent = last_use.new_ips.clone();
+                recent.extend(
+                    before
+                        .iter()
+                        .filter(|ip| !last_use.new_ips.contains(ip))
+                        .cloned(),
+                );
+                recent.truncate(RECENT_IPS);
+                Some((last_use.id.as_str(), to_json(&recent)))
+            })
+            .collect();
+        if !lists.is_empty() {
+            let mut update = Statement::<DB>::new("WITH v (id, ips) AS (VALUES ");
+            for (index, (id, ips)) in lists.iter().enumerate() {
+                if index > 0 {
+                    update.push(", ");
+                }
+                update.bind_tuple([Value::Text((*id).to_owned()), Value::Text(ips.clone())]);
+            }
+            update.push(") UPDATE pats SET last_used_ips = v.ips FROM v WHERE pats.id = v.id");
+            update.query().execute(&mut *transaction).await?;
         }
         let events: Vec<AuditEvent> = uses
             .iter()
@@ -732,6 +818,30 @@ where
         write_events::<DB>(&mut *transaction, &events).await?;
         transaction.commit().await?;
         Ok(written)
+    }
+
+    /// Locks the batch's rows in id order (where the backend locks rows) and reads the stored
+    /// address lists of those that exist.
+    async fn lock_for_last_used(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, DB>,
+        uses: &[LastUse],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        let mut select = Statement::<DB>::new("SELECT id, last_used_ips FROM pats WHERE id IN ");
+        select.bind_tuple(
+            uses.iter()
+                .map(|last_use| Value::Text(last_use.id.as_str().to_owned())),
+        );
+        select.push(" ORDER BY id");
+        select.push(DB::LOCK_ROW);
+        let rows = select.query().fetch_all(&mut **transaction).await?;
+        rows.iter()
+            .map(|row| {
+                let ips: Vec<String> =
+                    serde_json::from_str(&row.text("last_used_ips")?).unwrap_or_default();
+                Ok((row.text("id")?, ips))
+            })
+            .collect()
     }
 
     async fn write_last_used(
@@ -753,11 +863,11 @@ where
                 )
             })
             .collect();
+        // A join, not a subquery a row: the database seeks each PAT by its id.
         let sql = format!(
             "WITH v (id, at, not_after) AS (VALUES {}) \
-             UPDATE pats SET last_used = (SELECT v.at FROM v WHERE v.id = pats.id) \
-             WHERE pats.id IN (SELECT v.id FROM v) AND (pats.last_used IS NULL \
-             OR pats.last_used <= (SELECT v.not_after FROM v WHERE v.id = pats.id))",
+             UPDATE pats SET last_used = v.at FROM v \
+             WHERE pats.id = v.id AND (pats.last_used IS NULL OR pats.last_used <= v.not_after)",
             rows.join(", ")
         );
         let mut statement = sqlx::query::<DB>(&sql);
@@ -1348,12 +1458,12 @@ macro_rules! store_by_queries {
                 self.queries().set_setting(key, value).await
             }
 
-            async fn pat_for_exchange(
+            async fn pats_for_exchange(
                 &self,
-                id: &patd_core::ids::PatId,
-            ) -> Result<Option<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
+                ids: &[patd_core::ids::PatId],
+            ) -> Result<Vec<patd_core::exchange::ExchangeRecord>, $crate::StoreError> {
                 self.intact()?;
-                self.queries().pat_for_exchange(id).await
+                self.queries().pats_for_exchange(ids).await
             }
 
             async fn pat_by_digest(
@@ -1525,6 +1635,11 @@ macro_rules! store_by_queries {
             async fn ping(&self) -> Result<(), $crate::StoreError> {
                 self.intact()?;
                 self.queries().ping().await
+            }
+
+            async fn optimize(&self) -> Result<(), $crate::StoreError> {
+                self.intact()?;
+                self.queries().optimize().await
             }
 
             fn pool_stats(&self) -> $crate::PoolStats {

@@ -34,11 +34,15 @@ pub(crate) trait Dialect: Database {
     fn param(n: usize) -> String;
     /// `p.name` contains a value, case-sensitively: the text around the value's placeholder.
     const CONTAINS: [&'static str; 2];
+    /// Whether `CONTAINS` is a `LIKE` that takes the value as a pattern (`%value%`, escaped with
+    /// a backslash), which a trigram index serves.
+    const CONTAINS_LIKE: bool;
     /// `p.name` starts with a value, case-sensitively: the text around the value's two
     /// placeholders.
     const STARTS_WITH: [&'static str; 3];
-    /// `p.name` in an ORDER BY, compared byte-wise on every backend.
-    const NAME_ORDER: &'static str;
+    /// `p.name` compared byte-wise on every backend: in an ORDER BY and in the filters, so that
+    /// both read the same index.
+    const PAT_NAME: &'static str;
     /// An identity's `name` in an ORDER BY, compared byte-wise on every backend.
     const IDENTITY_NAME_ORDER: &'static str;
     /// The statement that announces a write to other nodes (channel, payload), delivered when
@@ -46,6 +50,18 @@ pub(crate) trait Dialect: Database {
     const NOTIFY: Option<&'static str>;
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+    /// What makes a list walk the index of `field`'s order (list.rs, `Plan::WalkOrder`): SQLite
+    /// is told the index; PostgreSQL weighs the LIMIT itself and walks it when told nothing.
+    fn walk_index(field: SortField) -> &'static str;
+    /// What ends a subquery so that the planner plans it apart from the query around it.
+    const FENCE: &'static str;
+    /// Whether a list that reads its matches reads their sort keys in the same scan (else it
+    /// finds their ids first, then looks up the keys of just those).
+    const MATCHES_WITH_KEYS: bool;
+    /// What shows a statement's plan: the prefix, and the column of each line of it.
+    const EXPLAIN: [&'static str; 2];
+    /// Refreshes the planner's statistics of the tables whose plans depend on them.
+    const ANALYZE: &'static str;
     /// What follows a `SELECT` of one row to lock it until the transaction ends; empty where the
     /// transaction already has the only writer.
     const LOCK_ROW: &'static str;
@@ -86,6 +102,14 @@ impl<DB: Dialect> Statement<DB> {
             sql: sql.into(),
             values: Vec::new(),
             backend: PhantomData,
+        }
+    }
+
+    /// The same statement behind `prefix` (`EXPLAIN`, say), binding the same values.
+    pub(crate) fn prefixed(self, prefix: &str) -> Statement<DB> {
+        Statement {
+            sql: format!("{prefix}{}", self.sql),
+            ..self
         }
     }
 
@@ -173,30 +197,57 @@ pub(crate) fn push_where<DB: Dialect>(statement: &mut Statement<DB>, query: &Pat
 }
 
 /// The `ORDER BY` of a list: the sorters, then `id` so that the order is total and pages never
-/// overlap. A missing date sorts as later than any date.
+/// overlap. A missing date sorts as later than any date. `id` runs the way the last sorter does,
+/// so that one sorter, either way, is one index read forwards or backwards (migration 0012).
 pub(crate) fn push_order<DB: Dialect>(statement: &mut Statement<DB>, query: &PatQuery) {
     statement.push(" ORDER BY ");
+    let mut last = "ASC";
     for sorter in &query.request.sorters {
         let direction = if sorter.descending { "DESC" } else { "ASC" };
+        last = direction;
         statement.push(&match sorter.field {
-            SortField::Name => format!("{} {direction}, ", DB::NAME_ORDER),
+            SortField::Name => format!("{} {direction}, ", DB::PAT_NAME),
             SortField::Created => format!("p.created {direction}, "),
-            SortField::LastUsed => {
-                format!("(p.last_used IS NULL) {direction}, p.last_used {direction}, ")
-            }
+            SortField::LastUsed => format!("{} {direction}, ", date_key(TimeField::LastUsed)),
             SortField::ExpirationDate => {
-                format!("(p.expiration_date IS NULL) {direction}, p.expiration_date {direction}, ")
+                format!("{} {direction}, ", date_key(TimeField::ExpirationDate))
             }
         });
     }
-    statement.push("p.id ASC");
+    statement.push(&format!("p.id {last}"));
 }
 
-fn time_column(field: TimeField) -> &'static str {
+/// The least text greater than every text that starts with `prefix`, in code point (byte) order:
+/// the prefix with its last character raised by one, dropping characters that cannot be raised.
+/// `None` when no such text exists (every character is the greatest).
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, stepping over the surrogates.
+        let next = (u32::from(last) + 1..=0x10_FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Whether a date may be missing.
+fn nullable(field: TimeField) -> bool {
+    !matches!(field, TimeField::Created)
+}
+
+/// What a missing date is, as a key: later than every date (`time` stops at year 9999).
+const MISSING: &str = "9223372036854775807";
+
+/// A date as the lists sort and filter it: a missing one as `MISSING`, so that the order and
+/// every test on the field read one key, the one its index holds (migration 0012).
+fn date_key(field: TimeField) -> &'static str {
     match field {
         TimeField::Created => "p.created",
-        TimeField::LastUsed => "p.last_used",
-        TimeField::ExpirationDate => "p.expiration_date",
+        TimeField::LastUsed => "COALESCE(p.last_used, 9223372036854775807)",
+        TimeField::ExpirationDate => "COALESCE(p.expiration_date, 9223372036854775807)",
     }
 }
 
@@ -236,35 +287,74 @@ fn push_filter<DB: Dialect>(statement: &mut Statement<DB>, filter: &Filter) {
 fn push_comparison<DB: Dialect>(statement: &mut Statement<DB>, comparison: &Comparison) {
     match comparison {
         Comparison::Time { field, op, value } => {
-            let column = time_column(*field);
+            let key = date_key(*field);
             let (sql_op, bound) = millis_comparison(*op, *value);
             statement
-                .push(&format!("({column} IS NOT NULL AND {column} {sql_op} "))
-                .bind(Value::Int(bound))
-                .push(")");
+                .push(&format!("({key} {sql_op} "))
+                .bind(Value::Int(bound));
+            // A missing date's key is above every bound: `gt` and `ge` leave it out here.
+            if nullable(*field) && matches!(sql_op, ">" | ">=") {
+                statement.push(&format!(" AND {key} < {MISSING}"));
+            }
+            statement.push(")");
         }
         Comparison::Presence { field, present } => {
-            let test = if *present { "IS NOT NULL" } else { "IS NULL" };
-            statement.push(&format!("({} {test})", time_column(*field)));
+            let test = if *present { "<" } else { "=" };
+            statement.push(&format!("({} {test} {MISSING})", date_key(*field)));
         }
         Comparison::Name(NameMatch::Eq(value)) => {
-            statement.push("(p.name = ").bind_text(value).push(")");
+            statement
+                .push(&format!("({} = ", DB::PAT_NAME))
+                .bind_text(value)
+                .push(")");
         }
         Comparison::Name(NameMatch::Contains(value)) => {
             let [before, after] = DB::CONTAINS;
-            statement.push(before).bind_text(value).push(after);
+            let value = if DB::CONTAINS_LIKE {
+                // `%value%`, the value's own `%`, `_` and `\` escaped.
+                let mut pattern = String::with_capacity(value.len() + 2);
+                pattern.push('%');
+                for c in value.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(c);
+                }
+                pattern.push('%');
+                pattern
+            } else {
+                value.clone()
+            };
+            statement.push(before).bind_text(&value).push(after);
         }
         Comparison::Name(NameMatch::StartsWith(value)) => {
-            let [before, between, after] = DB::STARTS_WITH;
+            // In code point order (bytes, on both backends) the texts that start with `value`
+            // are exactly those from `value` up to `prefix_end(value)`: a range an index on the
+            // name seeks, and whose size the planner can estimate.
             statement
-                .push(before)
-                .bind_text(value)
-                .push(between)
-                .bind_text(value)
-                .push(after);
+                .push(&format!("({} >= ", DB::PAT_NAME))
+                .bind_text(value);
+            match prefix_end(value) {
+                Some(end) => {
+                    statement
+                        .push(&format!(" AND {} < ", DB::PAT_NAME))
+                        .bind_text(&end);
+                }
+                None => {
+                    let [before, between, after] = DB::STARTS_WITH;
+                    statement
+                        .push(" AND ")
+                        .push(before)
+                        .bind_text(value)
+                        .push(between)
+                        .bind_text(value)
+                        .push(after);
+                }
+            }
+            statement.push(")");
         }
         Comparison::Name(NameMatch::In(values)) => {
-            statement.push("(p.name IN ");
+            statement.push(&format!("({} IN ", DB::PAT_NAME));
             statement.bind_tuple(values.iter().cloned().map(Value::Text));
             statement.push(")");
         }

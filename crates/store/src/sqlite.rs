@@ -5,6 +5,7 @@ use crate::sql::{row_access, rows_affected, Dialect};
 use crate::{StoreError, StoreEvent};
 use creates::Creates;
 use file::DatabaseFile;
+use patd_core::listing::SortField;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -35,7 +36,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    fn queries(&self) -> Queries<'_, Sqlite> {
+    pub(crate) fn queries(&self) -> Queries<'_, Sqlite> {
         Queries {
             reader: &self.pool,
             writer: &self.writer,
@@ -239,14 +240,33 @@ impl Dialect for Sqlite {
         "?".to_owned()
     }
     const CONTAINS: [&'static str; 2] = ["(instr(p.name, ", ") > 0)"];
+    // SQLite's LIKE ignores ASCII case.
+    const CONTAINS_LIKE: bool = false;
     const STARTS_WITH: [&'static str; 3] = ["(substr(p.name, 1, length(", ")) = ", ")"];
     // SQLite's default collation, BINARY, already compares bytes.
-    const NAME_ORDER: &'static str = "p.name";
+    const PAT_NAME: &'static str = "p.name";
     const IDENTITY_NAME_ORDER: &'static str = "name";
     // One SQLite file serves one process: every write is seen by the node that made it.
     const NOTIFY: Option<&'static str> = None;
     // One writer connection: its transaction is the only one writing.
     const LOCK_ROW: &'static str = "";
+    const EXPLAIN: [&'static str; 2] = ["EXPLAIN QUERY PLAN ", "detail"];
+    fn walk_index(field: SortField) -> &'static str {
+        match field {
+            SortField::Created => " INDEXED BY pats_created_id",
+            SortField::Name => " INDEXED BY pats_name_id",
+            SortField::LastUsed => " INDEXED BY pats_last_used_id",
+            SortField::ExpirationDate => " INDEXED BY pats_expiration_id",
+        }
+    }
+    // A subquery with an OFFSET is never merged into the query around it.
+    const FENCE: &'static str = " LIMIT -1 OFFSET 0";
+    // A scan of the name's index (id and name) is half a scan of the table.
+    const MATCHES_WITH_KEYS: bool = false;
+    // Sampled (at most 1,000 rows an index), so that it takes milliseconds on any size of file;
+    // with STAT4 the samples give the ranges of each index's first column.
+    const ANALYZE: &'static str =
+        "PRAGMA analysis_limit = 1000; ANALYZE pats; ANALYZE audit_events";
 }
 
 row_access!(SqliteRow);

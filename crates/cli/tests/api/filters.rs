@@ -71,6 +71,13 @@ async fn filter_table() {
         (r#"name eq "delta\\slash""#, vec!["delta\\slash"]),
         (r#"name co "lp""#, vec!["alpha", "alpine"]),
         (r#"name co "\"""#, vec!["beta \"quoted\""]),
+        // LIKE's own characters are plain characters in a filter (PostgreSQL's `co` is a LIKE).
+        (r#"name co "\\""#, vec!["delta\\slash"]),
+        (r#"name co "a%a""#, vec![]),
+        (r#"name co "a_p""#, vec![]),
+        (r#"name co "%""#, vec![]),
+        (r#"name sw "delta\\""#, vec!["delta\\slash"]),
+        (r#"name sw "alpha""#, vec!["alpha"]),
         (r#"name sw "al""#, vec!["alpha", "alpine"]),
         (r#"name sw "lp""#, vec![]),
         (

@@ -294,9 +294,9 @@ impl Store for CountingStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete_pat(id, event).await
     }
-    async fn pat_for_exchange(&self, id: &PatId) -> Result<Option<ExchangeRecord>, StoreError> {
+    async fn pats_for_exchange(&self, ids: &[PatId]) -> Result<Vec<ExchangeRecord>, StoreError> {
         self.exchange_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.pat_for_exchange(id).await
+        self.inner.pats_for_exchange(ids).await
     }
     async fn pat_by_digest(
         &self,
@@ -367,6 +367,9 @@ impl Store for CountingStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+    async fn optimize(&self) -> Result<(), StoreError> {
+        self.inner.optimize().await
     }
     fn pool_stats(&self) -> patd_store::PoolStats {
         self.inner.pool_stats()

@@ -71,6 +71,8 @@ mod secrets;
 mod ssf;
 /// The SQLite file removed, replaced or made immutable under a running server.
 mod storage;
+/// Whole-tenant lists of many PATs against a reference, both ways a page is found.
+mod tenant_lists;
 /// Every validation rule's 400.
 mod validation;
 /// The web page: sign-in links, sessions, CSRF, the admin pages' rights.

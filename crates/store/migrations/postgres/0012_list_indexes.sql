@@ -1,0 +1,26 @@
+-- Admin lists over a whole tenant (issue 15): every sorter of CONTRACT §6, either way, is one
+-- index read forwards or backwards, and the same index's leading columns serve that field's
+-- filters. A list first finds its page's ids from an index alone, then reads those rows.
+-- Names compare byte-wise ("C"), in the ORDER BY and the filters alike. A date that may be
+-- missing is indexed as COALESCE(c, 9223372036854775807): a missing one sorts after every date,
+-- as the list's ORDER BY says, and every filter on it is a range of that one key (`isnull` is
+-- its greatest value), in the same words as the index.
+CREATE INDEX pats_name_id ON pats ((name COLLATE "C"), id);
+CREATE INDEX pats_last_used_id ON pats (COALESCE(last_used, 9223372036854775807), id);
+CREATE INDEX pats_expiration_id ON pats (COALESCE(expiration_date, 9223372036854775807), id);
+CREATE INDEX pats_managed_created ON pats (managed, created, id);
+-- `name co` is a LIKE '%…%' that a trigram index serves. pg_trgm ships with PostgreSQL and is
+-- a trusted extension (a database owner may create it); it lives in one schema of the database,
+-- which need not be on this schema's search_path, so its operator class is named with it.
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+DO $$
+DECLARE
+    trgm_schema TEXT;
+BEGIN
+    SELECT n.nspname INTO trgm_schema
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_trgm';
+    EXECUTE format('CREATE INDEX pats_name_trigrams ON pats USING gin (name %I.gin_trgm_ops)',
+        trgm_schema);
+END
+$$;
