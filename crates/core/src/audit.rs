@@ -265,6 +265,18 @@ impl AuditEvent {
     }
 
     /// Adds one fact to `details`.
+    /// Sets `details.reason` of a `pat.used` event: the use came from an address not among the
+    /// PAT's last five (which says more, so it wins when the use was also the day's first), or
+    /// it was the PAT's first use of the day.
+    pub fn used_because(self, new_source_ip: bool) -> AuditEvent {
+        let reason = if new_source_ip {
+            "newSourceIp"
+        } else {
+            "daily"
+        };
+        self.detail("reason", reason)
+    }
+
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> AuditEvent {
         self.details.insert(key.to_owned(), value.into());
         self

@@ -4,7 +4,7 @@
 
 use crate::kek::{self, KeyEncryptionKey};
 use anyhow::{anyhow, Context};
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, ParsedPublicKey, ED25519};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use patd_proto::{AccessTokenClaims, SigningKeyView};
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 const PEM_TAG: &str = "PRIVATE KEY";
@@ -99,9 +100,10 @@ fn thumbprint(public_x: &str) -> String {
 /// node of this deployment signs as.
 pub struct KeyRing {
     active: SigningKey,
-    /// Every verifying key by `kid`, parsed once (aws-lc-rs): a first verification costs the
-    /// signature check alone, not a key parse.
-    verifying: HashMap<String, ParsedPublicKey>,
+    /// The other keys that verify (`verify` says how: with their private halves).
+    others: Vec<SigningKey>,
+    /// Where each verifying key is, by `kid`: `None` the active one, else its place in `others`.
+    verifying: HashMap<String, Option<usize>>,
     jwks: Value,
     /// The `iss` values a token may carry: this deployment's issuers.
     issuers: Vec<String>,
@@ -195,24 +197,25 @@ impl KeyRing {
         issuers: &[String],
         audiences: &[String],
     ) -> KeyRing {
-        let mut all: Vec<&SigningKey> = vec![&active];
-        all.extend(others.iter().filter(|key| key.kid != active.kid));
-        let jwks = json!({"keys": all.iter().map(|key| key.jwk()).collect::<Vec<_>>()});
-        let verifying = all
-            .iter()
-            .filter_map(|key| {
-                let raw = URL_SAFE_NO_PAD.decode(&key.public_x).ok()?;
-                ParsedPublicKey::new(&ED25519, raw)
-                    .ok()
-                    .map(|parsed| (key.kid.clone(), parsed))
-            })
+        let others: Vec<SigningKey> = others
+            .into_iter()
+            .filter(|key| key.kid != active.kid)
             .collect();
+        let all = std::iter::once(&active).chain(&others);
+        let jwks = json!({"keys": all.map(SigningKey::jwk).collect::<Vec<_>>()});
+        let mut verifying: HashMap<String, Option<usize>> = others
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (key.kid.clone(), Some(index)))
+            .collect();
+        verifying.insert(active.kid.clone(), None);
         let mut accepted: Vec<String> = audiences.to_vec();
         accepted.extend(issuers.iter().cloned());
         accepted.sort();
         accepted.dedup();
         KeyRing {
             active,
+            others,
             verifying,
             jwks,
             issuers: issuers.to_vec(),
@@ -253,8 +256,8 @@ impl KeyRing {
 
     /// Checks the header's algorithm, `typ`, `crit` and `kid`, the signature, `iss`, `aud`, and
     /// the times (`check_times`), in that order. The compact JWS (RFC 7515 §7.1) is read here:
-    /// three base64url segments, the signature checked over the first two with the `kid`'s key
-    /// parsed once, before the claims are read at all.
+    /// three base64url segments, the signature checked over the first two (by making it again
+    /// with the `kid`'s key, parsed once) before the claims are read at all.
     pub fn verify(
         &self,
         token: &str,
@@ -297,13 +300,24 @@ impl KeyRing {
             return Err(JwtRejection::Critical);
         }
         let kid = header.kid.ok_or(JwtRejection::UnknownKid)?;
-        let key = self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)?;
+        let key = match self.verifying.get(&kid).ok_or(JwtRejection::UnknownKid)? {
+            None => &self.active,
+            Some(index) => self.others.get(*index).ok_or(JwtRejection::UnknownKid)?,
+        };
         let signature = URL_SAFE_NO_PAD
             .decode(signature_segment)
             .map_err(|_| JwtRejection::Malformed)?;
         let signed = &token[..header_segment.len() + 1 + payload_segment.len()];
-        key.verify_sig(signed.as_bytes(), &signature)
-            .map_err(|_| JwtRejection::Signature)?;
+        // Ed25519 signing is deterministic (RFC 8032 §5.1.6): the one signature patd makes of
+        // these bytes with this key is the one to find. Making it again costs a quarter of
+        // checking one against the public key, and it proves as much: a signature this key
+        // made is valid, and no one without the key can make it. Any other signature of the
+        // same bytes, even one that verifies, is one patd never made. Compared in constant
+        // time.
+        let expected = key.signer.sign(signed.as_bytes());
+        if !bool::from(expected.as_ref().ct_eq(signature.as_slice())) {
+            return Err(JwtRejection::Signature);
+        }
         let claims: AccessTokenClaims<'static> = URL_SAFE_NO_PAD
             .decode(payload_segment)
             .ok()

@@ -7,7 +7,7 @@ use crate::cache::PatCache;
 use patd_core::audit::AuditEvent;
 use patd_core::exchange::LAST_USED_INTERVAL;
 use patd_core::ids::PatId;
-use patd_store::{DynStore, LastUse};
+use patd_store::{DynStore, LastUse, UseEvent};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,7 +101,8 @@ impl LastUsedWriter {
 }
 
 /// One write per PAT: the latest use's time, `lastUsed` if any use was due, the new addresses
-/// (newest first; the store puts them in front of the stored ones), and every use's event.
+/// (newest first; the store puts them in front of the stored ones), and every use's event with
+/// what it found due (the store writes those that happened).
 fn merge(uses: impl Iterator<Item = Use>) -> Vec<LastUse> {
     let mut merged: HashMap<PatId, LastUse> = HashMap::new();
     for used in uses {
@@ -115,11 +116,15 @@ fn merge(uses: impl Iterator<Item = Use>) -> Vec<LastUse> {
         });
         last_use.at = last_use.at.max(used.at);
         last_use.daily |= used.daily;
-        if let Some(ip) = used.new_ip {
-            last_use.new_ips.retain(|seen| *seen != ip);
-            last_use.new_ips.insert(0, ip);
+        if let Some(ip) = &used.new_ip {
+            last_use.new_ips.retain(|seen| seen != ip);
+            last_use.new_ips.insert(0, ip.clone());
         }
-        last_use.events.push(used.event);
+        last_use.events.push(UseEvent {
+            daily: used.daily,
+            new_ip: used.new_ip,
+            event: used.event,
+        });
     }
     merged
         .into_values()
@@ -148,10 +153,8 @@ async fn write_batches(
         let mut delay = Duration::from_millis(100);
         loop {
             match store.record_last_used(&uses).await {
-                Ok(_) => {
-                    uses.iter()
-                        .flat_map(|last_use| &last_use.events)
-                        .for_each(crate::audit::committed);
+                Ok(written) => {
+                    written.iter().for_each(crate::audit::committed);
                     break;
                 }
                 // The database is back soon, or this node stops: try again until then. Shutdown

@@ -208,7 +208,7 @@ guarded! {
     delete_pat(id: &PatId, event: &AuditEvent) -> bool;
     pats_for_exchange(ids: &[PatId]) -> Vec<ExchangeRecord>;
     pat_by_digest(digest: &SecretDigest) -> Option<ExchangeRecord>;
-    record_last_used(uses: &[LastUse]) -> u64;
+    record_last_used(uses: &[LastUse]) -> Vec<AuditEvent>;
     record_auth_failures(aggregates: &[(AuditEvent, i64, String)]) -> ();
     audit_events(query: &AuditQuery) -> AuditPage;
     prune_audit_events(before: OffsetDateTime) -> u64;

@@ -188,7 +188,18 @@ pub struct LastUse {
     pub not_after: OffsetDateTime,
     pub daily: bool,
     pub new_ips: Vec<String>,
-    pub events: Vec<AuditEvent>,
+    pub events: Vec<UseEvent>,
+}
+
+/// A `pat.used` event and what its use found due. It is written only if what it reports
+/// happened in the database: this write set `lastUsed` (`daily`), or its address was not among
+/// the PAT's stored ones. Nodes decide from what they have cached, and two nodes can both find
+/// one PAT's first use of the day, or one new address: the database settles which one it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseEvent {
+    pub daily: bool,
+    pub new_ip: Option<String>,
+    pub event: AuditEvent,
 }
 
 /// One delivery in the outbox: a webhook call or a mail, and how its attempts went.
@@ -516,9 +527,9 @@ pub trait Store: Send + Sync + 'static {
         digest: &SecretDigest,
     ) -> Result<Option<ExchangeRecord>, StoreError>;
     /// Records many uses in one transaction (`lastUsed` in one statement, the new address lists,
-    /// the `pat.used` events), and announces them to other nodes; returns how many PATs' `lastUsed`
-    /// changed. Each PAT appears at most once.
-    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError>;
+    /// the `pat.used` events of what happened, `UseEvent`), and announces them to other nodes;
+    /// returns the events written. Each PAT appears at most once.
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<Vec<AuditEvent>, StoreError>;
     /// Adds failed exchanges to their per-minute rows: `(event, count, aggregate key)`.
     async fn record_auth_failures(
         &self,

@@ -772,23 +772,30 @@ where
     /// A batch of uses in a fixed number of statements, however many PATs it holds: the rows
     /// locked in id order (PostgreSQL; so that two nodes' batches cannot deadlock) with their
     /// stored address lists read; one conditional `UPDATE` of `lastUsed` (concurrent nodes write
-    /// once); one `UPDATE` of the new address lists, merged with the stored ones read under the
-    /// lock so that other batches' and nodes' addresses keep their place; the `pat.used` events.
+    /// once) that returns the PATs it changed; one `UPDATE` of the address lists that gained an
+    /// address, merged with the stored ones read under the lock so that other batches' and
+    /// nodes' addresses keep their place; the `pat.used` events of what happened (`UseEvent`).
     /// The values travel as `VALUES` tables that the `UPDATE`s join. One transaction.
-    pub(crate) async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+    pub(crate) async fn record_last_used(
+        &self,
+        uses: &[LastUse],
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         if uses.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let mut transaction = self.writer.begin().await?;
         let stored = self.lock_for_last_used(&mut transaction, uses).await?;
         let daily: Vec<&LastUse> = uses.iter().filter(|last_use| last_use.daily).collect();
         let written = self.write_last_used(&mut transaction, &daily).await?;
-        let lists: Vec<(&str, String)> = uses
-            .iter()
-            .filter(|last_use| !last_use.new_ips.is_empty())
-            .filter_map(|last_use| {
-                // A PAT deleted since its use has no row: nothing to merge into.
-                let before = stored.get(last_use.id.as_str())?;
+        let mut lists: Vec<(&str, String)> = Vec::new();
+        let mut events: Vec<AuditEvent> = Vec::new();
+        for last_use in uses {
+            // A PAT deleted since its use has no row: nothing happened to it.
+            let Some(before) = stored.get(last_use.id.as_str()) else {
+                continue;
+            };
+            let is_new = |ip: &String| !before.contains(ip);
+            if last_use.new_ips.iter().any(is_new) {
                 let mut recent = last_use.new_ips.clone();
                 recent.extend(
                     before
@@ -797,9 +804,16 @@ where
                         .cloned(),
                 );
                 recent.truncate(RECENT_IPS);
-                Some((last_use.id.as_str(), to_json(&recent)))
-            })
-            .collect();
+                lists.push((last_use.id.as_str(), to_json(&recent)));
+            }
+            let set_last_used = written.contains(last_use.id.as_str());
+            for used in &last_use.events {
+                let new_source = used.new_ip.as_ref().is_some_and(is_new);
+                if new_source || (used.daily && set_last_used) {
+                    events.push(used.event.clone().used_because(new_source));
+                }
+            }
+        }
         if !lists.is_empty() {
             let mut update = Statement::<DB>::new("WITH v (id, ips) AS (VALUES ");
             for (index, (id, ips)) in lists.iter().enumerate() {
@@ -811,13 +825,9 @@ where
             update.push(") UPDATE pats SET last_used_ips = v.ips FROM v WHERE pats.id = v.id");
             update.query().execute(&mut *transaction).await?;
         }
-        let events: Vec<AuditEvent> = uses
-            .iter()
-            .flat_map(|last_use| last_use.events.iter().cloned())
-            .collect();
         write_events::<DB>(&mut *transaction, &events).await?;
         transaction.commit().await?;
-        Ok(written)
+        Ok(events)
     }
 
     /// Locks the batch's rows in id order (where the backend locks rows) and reads the stored
@@ -844,43 +854,46 @@ where
             .collect()
     }
 
+    /// Sets `lastUsed` of the PATs whose stored value is older than their `not_after` (or
+    /// missing), and returns the ids of those it set.
     async fn write_last_used(
         &self,
         transaction: &mut sqlx::Transaction<'_, DB>,
         uses: &[&LastUse],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         if uses.is_empty() {
-            return Ok(0);
+            return Ok(std::collections::HashSet::new());
         }
-        let rows: Vec<String> = (0..uses.len())
-            .map(|row| {
-                let first = 3 * row + 1;
-                format!(
-                    "({}, {}, {})",
-                    DB::param(first),
-                    DB::param(first + 1),
-                    DB::param(first + 2)
-                )
-            })
-            .collect();
+        let mut update = Statement::<DB>::new("WITH v (id, at, not_after) AS (VALUES ");
+        for (index, last_use) in uses.iter().enumerate() {
+            if index > 0 {
+                update.push(", ");
+            }
+            update.bind_tuple([
+                Value::Text(last_use.id.as_str().to_owned()),
+                Value::Int(millis(last_use.at)),
+                Value::Int(millis(last_use.not_after)),
+            ]);
+        }
         // A join, not a subquery a row: the database seeks each PAT by its id.
-        let sql = format!(
-            "WITH v (id, at, not_after) AS (VALUES {}) \
-             UPDATE pats SET last_used = v.at FROM v \
-             WHERE pats.id = v.id AND (pats.last_used IS NULL OR pats.last_used <= v.not_after)",
-            rows.join(", ")
+        update.push(
+            ") UPDATE pats SET last_used = v.at FROM v WHERE pats.id = v.id \
+             AND (pats.last_used IS NULL OR pats.last_used <= v.not_after) RETURNING pats.id",
         );
-        let mut statement = sqlx::query::<DB>(&sql);
-        for last_use in uses {
-            statement = statement
-                .bind(last_use.id.as_str())
-                .bind(millis(last_use.at))
-                .bind(millis(last_use.not_after));
-        }
-        let done = statement.execute(&mut **transaction).await?;
-        let written = DB::rows_affected(&done);
-        if written > 0 {
-            notify::<DB>(&mut **transaction, LISTS_CHANNEL, &written.to_string()).await?;
+        let written = update
+            .query()
+            .fetch_all(&mut **transaction)
+            .await?
+            .iter()
+            .map(|row| row.text("id"))
+            .collect::<Result<std::collections::HashSet<_>, _>>()?;
+        if !written.is_empty() {
+            notify::<DB>(
+                &mut **transaction,
+                LISTS_CHANNEL,
+                &written.len().to_string(),
+            )
+            .await?;
         }
         Ok(written)
     }
@@ -1477,7 +1490,7 @@ macro_rules! store_by_queries {
             async fn record_last_used(
                 &self,
                 uses: &[$crate::LastUse],
-            ) -> Result<u64, $crate::StoreError> {
+            ) -> Result<Vec<patd_core::audit::AuditEvent>, $crate::StoreError> {
                 self.intact()?;
                 self.queries().record_last_used(uses).await
             }

@@ -304,7 +304,7 @@ impl Store for CountingStore {
     ) -> Result<Option<ExchangeRecord>, StoreError> {
         self.inner.pat_by_digest(digest).await
     }
-    async fn record_last_used(&self, uses: &[LastUse]) -> Result<u64, StoreError> {
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<Vec<AuditEvent>, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.last_used_writes.fetch_add(1, Ordering::SeqCst);
         self.inner.record_last_used(uses).await

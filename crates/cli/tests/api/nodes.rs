@@ -510,3 +510,59 @@ async fn a_secret_rotated_on_one_node_is_refused_on_another_once_its_grace_ends(
         old = new;
     }
 }
+
+/// Both nodes find each PAT's first use of the day (and its new address) at once, each from its
+/// own cache; the database settles it: one `lastUsed` write and one `pat.used` event a PAT.
+#[tokio::test]
+async fn a_first_use_found_by_two_nodes_at_once_is_one_event() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+    let mut pats = Vec::new();
+    // As many as the owner may have beside its bootstrap PAT.
+    for index in 0..9 {
+        let created = a
+            .create_ok(
+                &a.admin_token,
+                CLASSIC,
+                json!({"name": format!("twice {index}")}),
+            )
+            .await;
+        pats.push((
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // B reads each PAT before either node has used it, so both caches say "never used".
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (id, _) in &pats {
+        assert_eq!(exchange(&client, &b, id, "patd_wrong").await.status(), 401);
+    }
+    for (id, secret) in &pats {
+        let (on_a, on_b) = tokio::join!(
+            exchange(&client, &a.base, id, secret),
+            exchange(&client, &b, id, secret)
+        );
+        assert_eq!((on_a.status().as_u16(), on_b.status().as_u16()), (200, 200));
+    }
+    // Lists wait for each node's own queued writes.
+    assert_eq!(list_status(&client, &a.base, &a.admin_token).await, 200);
+    assert_eq!(list_status(&client, &b, &a.admin_token).await, 200);
+    for (id, _) in &pats {
+        let filter = format!("target.id eq \"{id}\" and type eq \"pat.used\"");
+        let events: Vec<Value> = client
+            .get(format!("{}/patd/v1/audit-events", a.base))
+            .bearer_auth(&a.admin_token)
+            .query(&[("filters", filter.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{id}: {events:#?}");
+        assert_eq!(events[0]["details"]["reason"], "newSourceIp");
+    }
+}

@@ -169,17 +169,12 @@ fn note_use(
     if !daily && new_ip.is_none() {
         return;
     }
-    let reason = if new_ip.is_some() {
-        "newSourceIp"
-    } else {
-        "daily"
-    };
     let mut event = crate::audit::event(
         EventType::PatUsed,
         crate::audit::identity_actor(&record.owner),
         Some(crate::audit::pat_target(&record.pat)),
     )
-    .detail("reason", reason);
+    .used_because(new_ip.is_some());
     event
         .details
         .insert("viaPat".to_owned(), pat_id.as_str().into());
