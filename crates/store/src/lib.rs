@@ -1,6 +1,8 @@
 //! patd's storage: the `Store` trait the server talks to, and its backends. Owns all SQL, the
 //! migrations and the mapping of database errors to `StoreError`; decides no rights.
 
+/// Group commit for creates, on both backends.
+mod creates;
 /// A store decorator that bounds every call in time and tracks whether the database answers.
 pub mod guard;
 /// Lists over a whole tenant: the plan that finds a page, and its statements.

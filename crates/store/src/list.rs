@@ -18,9 +18,9 @@ use crate::sql::{push_order, push_where, Dialect, Statement, Value, PAT_COLUMNS}
 use crate::PatQuery;
 use patd_core::listing::SortField;
 
-/// The tenant size the bound is worked out for. With fewer PATs both ways are cheap; with more,
-/// the bound is low, which only sends more lists the way that reads their matches.
-const TENANT: f64 = 1_000_000.0;
+/// The tenant size the bound is worked out for when the database cannot say (no statistics
+/// yet): large, which only sends more lists the way that reads their matches.
+pub(crate) const UNKNOWN_TENANT: i64 = 1_000_000;
 
 /// How a page's ids are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +34,14 @@ pub(crate) enum Plan {
     ReadMatches,
 }
 
-/// Below how many matches reading them all is cheaper than walking the order.
-pub(crate) fn walk_bound(query: &PatQuery) -> i64 {
+/// Below how many matches reading them all is cheaper than walking the order, in a tenant of
+/// about `tenant` PATs (the planner's estimate: a rare match in a small tenant is not rare).
+pub(crate) fn walk_bound(query: &PatQuery, tenant: i64) -> i64 {
     let request = &query.request;
     let reach = request.offset.saturating_add(u64::from(request.limit)) as f64;
+    let tenant = tenant.max(1) as f64;
     // Truncation is intended: a bound, not a count.
-    (reach * TENANT).sqrt().clamp(1_000.0, 200_000.0) as i64
+    (reach * tenant).sqrt().clamp(1_000.0, 200_000.0) as i64
 }
 
 /// Whether the plan depends on the number of matches: a filtered list of the whole tenant
@@ -49,10 +51,10 @@ pub(crate) fn needs_probe(query: &PatQuery) -> bool {
 }
 
 /// The plan, given how many PATs match (exactly, or at least the bound).
-pub(crate) fn plan(query: &PatQuery, matches: Option<i64>) -> Plan {
+pub(crate) fn plan(query: &PatQuery, matches: Option<i64>, tenant: i64) -> Plan {
     match matches {
         Some(matches) if needs_probe(query) => {
-            if matches >= walk_bound(query) {
+            if matches >= walk_bound(query, tenant) {
                 Plan::WalkOrder
             } else {
                 Plan::ReadMatches
@@ -63,12 +65,12 @@ pub(crate) fn plan(query: &PatQuery, matches: Option<i64>) -> Plan {
 }
 
 /// The number of matches, counted up to `walk_bound`.
-pub(crate) fn probe<DB: Dialect>(query: &PatQuery) -> Statement<DB> {
+pub(crate) fn probe<DB: Dialect>(query: &PatQuery, tenant: i64) -> Statement<DB> {
     let mut statement = Statement::<DB>::new("SELECT COUNT(*) AS total FROM (SELECT 1 FROM pats p");
     push_where(&mut statement, query);
     statement
         .push(" LIMIT ")
-        .bind(Value::Int(walk_bound(query)))
+        .bind(Value::Int(walk_bound(query, tenant)))
         .push(") probe");
     statement
 }

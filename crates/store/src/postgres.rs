@@ -1,7 +1,8 @@
 //! The PostgreSQL backend: a pool shared by many patd nodes, its own migrations, and
 //! LISTEN/NOTIFY to tell every node about writes to PATs and keys.
 
-use crate::queries::{insert_within_limit, notify, store_by_queries, PatInsert, Queries};
+use crate::creates::Creates;
+use crate::queries::{store_by_queries, PatInsert, Queries};
 use crate::sql::{row_access, rows_affected, Dialect, KEYS_CHANNEL, LISTS_CHANNEL, PATS_CHANNEL};
 use crate::{StoreError, StoreEvent};
 use patd_core::ids::PatId;
@@ -24,6 +25,7 @@ const FEED_DEAD_AFTER: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    creates: Creates,
 }
 
 impl PostgresStore {
@@ -45,7 +47,8 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PostgresStore { pool })
+        let creates = Creates::start(pool.clone(), None);
+        Ok(PostgresStore { pool, creates })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -67,6 +70,11 @@ impl Dialect for Postgres {
     const IDENTITY_NAME_ORDER: &'static str = "name COLLATE \"C\"";
     const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
     const LOCK_ROW: &'static str = " FOR UPDATE";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    // Batches of different owners commit side by side; a few keep the pool free for the rest.
+    const WRITERS: usize = 4;
+    const NOTIFY_EACH: Option<[&'static str; 2]> =
+        Some(["SELECT pg_notify(", ", v.id) FROM (VALUES "]);
     const EXPLAIN: [&'static str; 2] = ["EXPLAIN ", "QUERY PLAN"];
     fn walk_index(_: SortField) -> &'static str {
         ""
@@ -75,6 +83,9 @@ impl Dialect for Postgres {
     const FENCE: &'static str = " OFFSET 0";
     // Its estimate of the matches can be far off; a join back to the table it would then hash.
     const MATCHES_WITH_KEYS: bool = true;
+    // -1 until the table is first analyzed.
+    const ROWS: &'static str =
+        "SELECT reltuples::bigint AS total FROM pg_class WHERE oid = 'pats'::regclass";
     // Autovacuum analyzes too, but only after enough of a table has changed.
     const ANALYZE: &'static str = "ANALYZE pats; ANALYZE audit_events";
 }
@@ -87,19 +98,10 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Locking the owner's row serializes its creates, so the count in the insert cannot be
-    /// raced by another node.
+    /// Creates go through the group commit, which locks the owners' rows so that the count in
+    /// the insert cannot be raced by another node.
     async fn insert_pat_here(&self, insert: PatInsert<'_>) -> Result<(), StoreError> {
-        let pat = &insert.new_pat.record;
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM identities WHERE id = $1 FOR UPDATE")
-            .bind(pat.owner_id.as_str())
-            .execute(&mut *transaction)
-            .await?;
-        insert_within_limit::<Postgres>(&mut transaction, insert).await?;
-        notify::<Postgres>(&mut transaction, PATS_CHANNEL, pat.id.as_str()).await?;
-        transaction.commit().await?;
-        Ok(())
+        self.creates.insert(insert).await
     }
 
     /// Nothing follows a replacement: PostgreSQL keeps old row versions until `VACUUM`.

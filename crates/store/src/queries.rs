@@ -93,7 +93,7 @@ where
 
     /// A page of PATs and, when asked, the total; the plan as `list.rs` decides it.
     pub(crate) async fn list_pats(&self, query: &PatQuery) -> Result<PatPage, StoreError> {
-        let (plan, total, _) = self.list_plan(query).await?;
+        let (plan, total, _, _) = self.list_plan(query).await?;
         let items = list::page::<DB>(query, plan)
             .query()
             .fetch_all(self.reader)
@@ -110,15 +110,20 @@ where
 
     /// The plan of a list, the number of matches it was decided by (exact when the client
     /// asked for the total, else counted up to the bound; none when the plan needs neither),
-    /// and the statement that counted them.
+    /// the statement that counted them, and the tenant size the bound was worked out for.
     async fn list_plan(
         &self,
         query: &PatQuery,
-    ) -> Result<(list::Plan, Option<i64>, Option<Statement<DB>>), StoreError> {
+    ) -> Result<(list::Plan, Option<i64>, Option<Statement<DB>>, i64), StoreError> {
+        let tenant = if list::needs_probe(query) {
+            self.estimated_pats().await
+        } else {
+            list::UNKNOWN_TENANT
+        };
         let counter = if query.request.count {
             Some(list::count::<DB>(query))
         } else if list::needs_probe(query) {
-            Some(list::probe::<DB>(query))
+            Some(list::probe::<DB>(query, tenant))
         } else {
             None
         };
@@ -132,16 +137,30 @@ where
             ),
             None => None,
         };
-        Ok((list::plan(query, matches), matches, counter))
+        Ok((list::plan(query, matches, tenant), matches, counter, tenant))
+    }
+
+    /// About how many PATs are stored, from the planner's statistics (a lookup, not a count);
+    /// `list::UNKNOWN_TENANT` while there are none.
+    async fn estimated_pats(&self) -> i64 {
+        let estimate = sqlx::query::<DB>(DB::ROWS)
+            .fetch_one(self.reader)
+            .await
+            .ok()
+            .and_then(|row| row.opt_int("total").ok().flatten());
+        match estimate {
+            Some(rows) if rows > 0 => rows,
+            _ => list::UNKNOWN_TENANT,
+        }
     }
 
     /// The plan `list_pats` would choose, and the database's plans for its statements as it
     /// prints them: the probe or the count, then the page.
     pub(crate) async fn explain_list(&self, query: &PatQuery) -> Result<Vec<String>, StoreError> {
-        let (plan, matches, counter) = self.list_plan(query).await?;
+        let (plan, matches, counter, tenant) = self.list_plan(query).await?;
         let mut lines = vec![format!(
-            "plan: {plan:?} (matches {matches:?}, bound {})",
-            list::walk_bound(query)
+            "plan: {plan:?} (matches {matches:?}, bound {}, tenant about {tenant})",
+            list::walk_bound(query, tenant)
         )];
         let [prefix, column] = DB::EXPLAIN;
         for statement in counter.into_iter().chain([list::page::<DB>(query, plan)]) {

@@ -60,11 +60,22 @@ pub(crate) trait Dialect: Database {
     const MATCHES_WITH_KEYS: bool;
     /// What shows a statement's plan: the prefix, and the column of each line of it.
     const EXPLAIN: [&'static str; 2];
+    /// One row, `total`: the planner's estimate of the PATs stored (NULL, or an error, while
+    /// it has none).
+    const ROWS: &'static str;
     /// Refreshes the planner's statistics of the tables whose plans depend on them.
     const ANALYZE: &'static str;
     /// What follows a `SELECT` of one row to lock it until the transaction ends; empty where the
     /// transaction already has the only writer.
     const LOCK_ROW: &'static str;
+    /// What begins a transaction that will write (creates.rs).
+    const BEGIN_WRITE: &'static str;
+    /// How many group-commit tasks write creates at once (creates.rs): one where the database
+    /// admits one writer, more where batches of different owners can commit side by side.
+    const WRITERS: usize;
+    /// `NOTIFY` for many payloads in one statement: the text before the channel's placeholder,
+    /// and after it up to the `VALUES` rows of the payloads, which `) AS v (id)` closes.
+    const NOTIFY_EACH: Option<[&'static str; 2]>;
 }
 
 /// Implements [`Dialect::rows_affected`] for a backend (each has its own result type).

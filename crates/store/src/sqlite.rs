@@ -1,9 +1,9 @@
 //! The SQLite backend: WAL mode, migrations embedded in the binary, one file created on demand.
 
+use crate::creates::{Creates, Precheck};
 use crate::queries::{store_by_queries, PatInsert, Queries};
 use crate::sql::{row_access, rows_affected, Dialect};
 use crate::{StoreError, StoreEvent};
-use creates::Creates;
 use file::DatabaseFile;
 use patd_core::listing::SortField;
 use sqlx::sqlite::{
@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Group commit for creates.
-mod creates;
 /// Whether the opened file is still the one at its path, and writable.
 mod file;
 
@@ -98,7 +96,7 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore {
             pool,
-            creates: Creates::start(writer.clone(), file.clone()),
+            creates: Creates::start(writer.clone(), file.clone().map(precheck)),
             writer,
             file,
         })
@@ -108,6 +106,11 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// The group commit's check of the file before each batch.
+fn precheck(file: Arc<DatabaseFile>) -> Precheck {
+    Arc::new(move || file.check())
 }
 
 impl SqliteStore {
@@ -250,6 +253,10 @@ impl Dialect for Sqlite {
     const NOTIFY: Option<&'static str> = None;
     // One writer connection: its transaction is the only one writing.
     const LOCK_ROW: &'static str = "";
+    // The write lock first, so that nothing changes between a batch's reads and its insert.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const WRITERS: usize = 1;
+    const NOTIFY_EACH: Option<[&'static str; 2]> = None;
     const EXPLAIN: [&'static str; 2] = ["EXPLAIN QUERY PLAN ", "detail"];
     fn walk_index(field: SortField) -> &'static str {
         match field {
@@ -263,6 +270,10 @@ impl Dialect for Sqlite {
     const FENCE: &'static str = " LIMIT -1 OFFSET 0";
     // A scan of the name's index (id and name) is half a scan of the table.
     const MATCHES_WITH_KEYS: bool = false;
+    // ANALYZE's row count of each of the table's indexes leads its `stat`; the table has none
+    // until ANALYZE first runs.
+    const ROWS: &'static str = "SELECT MAX(CAST(stat AS INTEGER)) AS total FROM sqlite_stat1 \
+                                WHERE tbl = 'pats'";
     // Sampled (at most 1,000 rows an index), so that it takes milliseconds on any size of file;
     // with STAT4 the samples give the ranges of each index's first column.
     const ANALYZE: &'static str =

@@ -566,3 +566,125 @@ async fn a_first_use_found_by_two_nodes_at_once_is_one_event() {
         assert_eq!(events[0]["details"]["reason"], "newSourceIp");
     }
 }
+
+/// Creates sent to two nodes at once share the owner's limit (each node's group commit locks the
+/// owners' rows, in id order), every answer matches what is stored, and a node's cached list of
+/// an owner hears of the creates another node made.
+#[tokio::test]
+async fn creates_on_two_nodes_at_once_keep_the_limit_and_both_nodes_list_them() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let a = spawn_app_on(&url).await;
+    let public_url = a.base.clone();
+    let (b, client) = second_node(&url, |config| config.public_url = public_url).await;
+    let user = a.actor("two-nodes", "USER", &[], &["sp:scopes:all"]).await;
+    let other = a
+        .actor("two-nodes-b", "USER", &[], &["sp:scopes:all"])
+        .await;
+    let listed = |base: String, token: String| {
+        let client = client.clone();
+        async move {
+            let body: Vec<Value> = client
+                .get(format!("{base}{CLASSIC}?owner-id=me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body.len()
+        }
+    };
+    let create_all = |sends: Vec<(String, String, String)>| {
+        let client = client.clone();
+        async move {
+            let sends = sends.into_iter().map(|(base, token, name)| {
+                client
+                    .post(format!("{base}{CLASSIC}"))
+                    .bearer_auth(token)
+                    .json(&json!({ "name": name }))
+                    .send()
+            });
+            futures::future::join_all(sends)
+                .await
+                .into_iter()
+                .map(|response| response.unwrap().status().as_u16())
+                .collect::<Vec<u16>>()
+        }
+    };
+    // Twenty creates for one owner, ten on each node, in one burst.
+    let statuses = create_all(
+        (0..20)
+            .map(|n| {
+                let base = if n % 2 == 0 { &a.base } else { &b };
+                (base.clone(), user.token.clone(), format!("t{n}"))
+            })
+            .collect(),
+    )
+    .await;
+    let created = statuses.iter().filter(|status| **status == 200).count();
+    assert_eq!(created, 9, "the login PAT and nine make ten: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 400].contains(s)),
+        "{statuses:?}"
+    );
+    // B keeps the other owner's list of one PAT; then A alone creates four more of its PATs.
+    assert_eq!(listed(b.clone(), other.token.clone()).await, 1);
+    let statuses = create_all(
+        (0..4)
+            .map(|n| (a.base.clone(), other.token.clone(), format!("o{n}")))
+            .collect(),
+    )
+    .await;
+    assert_eq!(statuses, [200; 4]);
+    let since = Instant::now();
+    for (base, token, count) in [
+        (&b, &other.token, 5),
+        (&a.base, &user.token, 10),
+        (&b, &user.token, 10),
+    ] {
+        while listed(base.clone(), token.clone()).await != count {
+            assert!(
+                since.elapsed() < Duration::from_secs(1),
+                "a node still lists an owner's PATs as before the creates"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Every PAT that creates arriving together store is announced to the other nodes, whether it
+/// was committed in a batch or alone: 64 creates at once through one store, and another store's
+/// change feed names each of them.
+#[tokio::test]
+async fn every_pat_of_creates_committed_together_is_announced_to_other_nodes() {
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let app = spawn_app_on(&url).await;
+    let owner = app.identity("announced", "USER", &[]).await;
+    let writer: patd_store::DynStore = patd_store::connect(&url).await.unwrap();
+    let other: patd_store::DynStore = patd_store::connect(&url).await.unwrap();
+    let mut feed = other.subscribe().await.unwrap().unwrap();
+    let stored: Vec<String> = futures::future::join_all(
+        (0..64).map(|n| seed_pat_now(&writer, &owner.id, format!("announced {n}"))),
+    )
+    .await;
+    let mut unheard: std::collections::HashSet<String> = stored.into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !unheard.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, feed.recv()).await {
+            Ok(Some(patd_store::StoreEvent::PatChanged(id))) => {
+                unheard.remove(id.as_str());
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("{} stored PATs were never announced", unheard.len()),
+        }
+    }
+}
+
+async fn seed_pat_now(store: &patd_store::DynStore, owner: &str, name: String) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    seed_pat(store, owner, &name, now, AdminExpiry::Never, false, None).await
+}
