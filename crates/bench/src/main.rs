@@ -188,22 +188,51 @@ async fn new_identity(
     level: Level,
     now: OffsetDateTime,
 ) -> anyhow::Result<IdentityId> {
-    let mut rng = rand::rng();
-    let identity = Identity {
-        id: IdentityId::generate(&mut rng),
-        name: IdentityName::parse(&name)?,
-        levels: vec![level],
-        extra_rights: Rights::NONE,
+    // The thread's generator is not Send: it is done with before the insert is awaited.
+    let (identity, seeded) = {
+        let mut rng = rand::rng();
+        let identity = Identity {
+            id: IdentityId::generate(&mut rng),
+            name: IdentityName::parse(&name)?,
+            levels: vec![level],
+            extra_rights: Rights::NONE,
+        };
+        let seeded = patd_core::audit::AuditEvent::new(
+            patd_core::audit::EventType::IdentityCreated,
+            patd_core::audit::Actor::system("bench"),
+            None,
+            now,
+            &mut rng,
+        );
+        (identity, seeded)
     };
-    let seeded = patd_core::audit::AuditEvent::new(
-        patd_core::audit::EventType::IdentityCreated,
-        patd_core::audit::Actor::system("bench"),
-        None,
-        now,
-        &mut rng,
-    );
     store.insert_identity(&identity, &seeded).await?;
     Ok(identity.id)
+}
+
+/// `count` users named `prefix N`, stored 32 at a time (each is its own transaction): a
+/// million-PAT tenant has a hundred thousand owners.
+async fn new_identities(
+    store: &patd_store::DynStore,
+    prefix: &str,
+    count: usize,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<IdentityId>> {
+    let mut ids = Vec::with_capacity(count);
+    let mut pending = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let (store, name) = (store.clone(), format!("{prefix} {index}"));
+        pending.spawn(async move { (index, new_identity(&store, name, Level::User, now).await) });
+        if pending.len() == 32 || index + 1 == count {
+            while let Some(done) = pending.join_next().await {
+                let (index, id) = done?;
+                ids.push((index, id?));
+            }
+        }
+    }
+    // In index order, so that PAT i belongs to owner i mod owners, as before.
+    ids.sort_by_key(|(index, _)| *index);
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
 }
 
 fn plain_pat(
@@ -232,10 +261,7 @@ async fn seed(plan: SeedPlan) -> anyhow::Result<()> {
         .context("opening the database")?;
     let mut rng = rand::rng();
     let now = OffsetDateTime::now_utc();
-    let mut owners = Vec::with_capacity(plan.owners);
-    for index in 0..plan.owners.max(1) {
-        owners.push(new_identity(&store, format!("bench owner {index}"), Level::User, now).await?);
-    }
+    let owners = new_identities(&store, "bench owner", plan.owners.max(1), now).await?;
     // The first PAT of the first owner lists its owner's PATs (a plain, unshaped PAT); the last
     // one exchanges; an administrator lists the whole tenant.
     let admin = new_identity(&store, "bench admin".to_owned(), Level::OrgAdmin, now).await?;
@@ -287,10 +313,9 @@ async fn seed(plan: SeedPlan) -> anyhow::Result<()> {
     }
     if let Some(path) = &plan.creators_file {
         let mut lines = Vec::with_capacity(plan.creator_owners);
-        for index in 0..plan.creator_owners {
-            let owner =
-                new_identity(&store, format!("bench creator {index}"), Level::User, now).await?;
-            let (new_pat, secret) = plain_pat(&owner, "creator credential".to_owned(), now)?;
+        let creators = new_identities(&store, "bench creator", plan.creator_owners, now).await?;
+        for owner in &creators {
+            let (new_pat, secret) = plain_pat(owner, "creator credential".to_owned(), now)?;
             lines.push(format!("{} {secret}", new_pat.record.id.as_str()));
             inserts.push(new_pat).await?;
         }
