@@ -22,6 +22,9 @@ struct CountingStore {
     writes: Arc<AtomicUsize>,
     last_used_writes: Arc<AtomicUsize>,
     exchange_reads: Arc<AtomicUsize>,
+    /// How long the statistics' refresh takes beyond the real one, and how many have ended.
+    optimize_delay: std::time::Duration,
+    optimized: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -369,7 +372,10 @@ impl Store for CountingStore {
         self.inner.ping().await
     }
     async fn optimize(&self) -> Result<(), StoreError> {
-        self.inner.optimize().await
+        tokio::time::sleep(self.optimize_delay).await;
+        let result = self.inner.optimize().await;
+        self.optimized.fetch_add(1, Ordering::SeqCst);
+        result
     }
     fn pool_stats(&self) -> patd_store::PoolStats {
         self.inner.pool_stats()
@@ -406,6 +412,8 @@ async fn counted_app() -> (TestApp, Counters) {
                 writes,
                 last_used_writes,
                 exchange_reads,
+                optimize_delay: std::time::Duration::ZERO,
+                optimized: Arc::default(),
             })
         },
     )
@@ -575,4 +583,52 @@ async fn sigterm_writes_every_queued_last_used_before_exiting() {
         kept += usize::from(pat.pat.last_used.is_some());
     }
     assert_eq!(kept, pats.len(), "lastUsed writes lost at shutdown");
+}
+
+/// The planner's statistics are refreshed 10 s after a node starts, and on a large tenant that
+/// can take longer than the database timeout: it is housekeeping with a bound of its own, so it
+/// neither fails at the timeout nor marks the database out of reach (which would fail every
+/// request for a second). Lists that each reach the database keep answering 200 throughout.
+#[tokio::test]
+async fn a_statistics_refresh_longer_than_the_database_timeout_fails_no_request() {
+    let optimized = Arc::new(AtomicUsize::new(0));
+    let counted = optimized.clone();
+    let app = spawn_app_wrapped(
+        |config| config.database_timeout = std::time::Duration::from_millis(300),
+        move |inner| {
+            Arc::new(CountingStore {
+                inner,
+                writes: Arc::default(),
+                last_used_writes: Arc::default(),
+                exchange_reads: Arc::default(),
+                optimize_delay: std::time::Duration::from_millis(1_000),
+                optimized: counted,
+            })
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut offset = 0;
+    while optimized.load(Ordering::SeqCst) == 0 || started.elapsed().as_secs() < 12 {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the statistics were never refreshed"
+        );
+        // A new query each time: the list cache answers none of them.
+        offset += 1;
+        let response = app
+            .list(
+                &app.admin_token,
+                CLASSIC,
+                &format!("limit=1&offset={offset}"),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "a list {:?} after the start",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
