@@ -69,7 +69,11 @@ impl Dialect for Postgres {
     const PAT_NAME: &'static str = "p.name COLLATE \"C\"";
     const IDENTITY_NAME_ORDER: &'static str = "name COLLATE \"C\"";
     const NOTIFY: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
-    const LOCK_ROW: &'static str = " FOR UPDATE";
+    // Not FOR UPDATE: no locked row has its key changed, and FOR UPDATE would also block the
+    // FOR KEY SHARE that a foreign key check takes. A lastUsed batch that updates a PAT's row
+    // twice checks its owner's identity row that way, in PAT order, while a batch of creates
+    // holds its owners' rows: with FOR UPDATE the two deadlocked (bench/run, PostgreSQL).
+    const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
     const BEGIN_WRITE: &'static str = "BEGIN";
     // Batches of different owners commit side by side; a few keep the pool free for the rest.
     const WRITERS: usize = 4;

@@ -688,3 +688,32 @@ async fn seed_pat_now(store: &patd_store::DynStore, owner: &str, name: String) -
     let now = time::OffsetDateTime::now_utc();
     seed_pat(store, owner, &name, now, AdminExpiry::Never, false, None).await
 }
+
+/// A create locks its owner's row without blocking the lock a foreign key check takes (FOR KEY
+/// SHARE): a lastUsed batch that updates a PAT's row twice checks the row's key to its owner
+/// that way, in the PATs' order, while creates lock owners in theirs, and with FOR UPDATE the two
+/// deadlocked under load (bench/run). Here a transaction holds such a check's lock on the owner's
+/// row while a create for that owner is made: it must not wait for it.
+#[tokio::test]
+async fn a_create_does_not_wait_on_a_foreign_key_checks_lock_on_its_owner() {
+    use sqlx::Connection;
+    let Some(base_url) = skip() else { return };
+    let url = fresh_postgres_schema(&base_url).await;
+    let app = spawn_app_on(&url).await;
+    let store: patd_store::DynStore = patd_store::connect(&url).await.unwrap();
+    let owner = app.identity("checked", "USER", &[]).await.id;
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut check = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM identities WHERE id = $1 FOR KEY SHARE")
+        .bind(&owner)
+        .fetch_one(&mut *check)
+        .await
+        .unwrap();
+    let create = seed_pat_now(&store, &owner, "made while checked".to_owned());
+    let made = tokio::time::timeout(Duration::from_secs(3), create).await;
+    check.rollback().await.unwrap();
+    assert!(
+        made.is_ok(),
+        "the create waited for a foreign key check's lock"
+    );
+}
