@@ -10,7 +10,7 @@ use patd_core::audit::AuditEvent;
 use patd_core::pat::NewPat;
 use sqlx::database::HasStatementCache;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -147,17 +147,15 @@ where
     /// Begins a writing transaction that keeps every other writer of `owners`' PATs out until
     /// it ends: SQLite's `BEGIN IMMEDIATE` takes the one write lock; on PostgreSQL the owners'
     /// identity rows are locked, in id order so that two batches never wait on each other.
+    /// `owners` is distinct and in order.
     async fn begin_for(
         &self,
         owners: &[&str],
     ) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
         let mut transaction = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if !DB::LOCK_ROW.is_empty() && !owners.is_empty() {
-            let mut sorted = owners.to_vec();
-            sorted.sort_unstable();
-            sorted.dedup();
             let mut statement = Statement::<DB>::new("SELECT id FROM identities WHERE id IN ");
-            statement.bind_tuple(sorted.iter().map(|owner| Value::Text((*owner).to_owned())));
+            statement.bind_tuple(owners.iter().map(|owner| Value::Text((*owner).to_owned())));
             statement.push(" ORDER BY id").push(DB::LOCK_ROW);
             statement.query().execute(&mut *transaction).await?;
         }
@@ -189,6 +187,8 @@ where
         let owners: Vec<&str> = batch
             .iter()
             .map(|job| job.new_pat.record.owner_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         let mut transaction = self.begin_for(&owners).await?;
         let limited: HashSet<&str> = batch
@@ -213,14 +213,9 @@ where
             .iter()
             .map(|job| job.new_pat.record.name.as_str())
             .collect();
-        let distinct_owners: HashSet<&str> = owners.iter().copied().collect();
         let mut statement =
             Statement::<DB>::new("SELECT owner_id, name FROM pats WHERE owner_id IN ");
-        statement.bind_tuple(
-            distinct_owners
-                .iter()
-                .map(|owner| Value::Text((*owner).to_owned())),
-        );
+        statement.bind_tuple(owners.iter().map(|owner| Value::Text((*owner).to_owned())));
         statement.push(" AND name IN ");
         statement.bind_tuple(names.iter().map(|name| Value::Text((*name).to_owned())));
         let mut taken = HashSet::new();
